@@ -1,0 +1,184 @@
+"""The `lti-tool` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from lti_tool.config import load_settings
+
+
+def _settings():
+    from flask import Flask
+
+    instance = os.environ.get("LTI_TOOL_INSTANCE_PATH") or Flask("lti_tool").instance_path
+    return load_settings(instance)
+
+
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+@click.group()
+def main() -> None:
+    """Pathwise LTI 1.3 tool."""
+
+
+@main.command()
+def init() -> None:
+    """Create or migrate the database and create a signing key if none exists."""
+    from lti_tool.db import migrate
+    from lti_tool.launch import keys
+
+    settings = _settings()
+    migrate(settings.database_url)
+    kid = keys.ensure_key(settings.keys_dir)
+    click.echo(f"database ready: {_redact(settings.database_url)}")
+    if kid:
+        click.echo(f"created signing key {kid} in {settings.keys_dir}")
+    else:
+        click.echo(f"signing key present in {settings.keys_dir}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(database URL)"
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int,
+              help="gunicorn worker processes (default: 2 per CPU core, at most 8)")
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Serve the tool (gunicorn when available, else the Werkzeug server)."""
+    settings = _settings()
+    _check_ready(settings)
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        from lti_tool import create_app
+
+        click.echo("gunicorn not installed: serving with Werkzeug (one process)", err=True)
+        create_app().run(host=host, port=port, threaded=True)
+        return
+    count = workers or int(os.environ.get("LTI_TOOL_WORKERS", 0)) or min(
+        8, 2 * (os.cpu_count() or 1))
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(count),
+            "--worker-class", "gthread", "--threads", "4",
+            "--bind", f"{host}:{port}", "--access-logfile", "-",
+            "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            "lti_tool.wsgi:app"]
+    os.execv(sys.executable, args)
+
+
+def _check_ready(settings) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from lti_tool.db import alembic_config, get_engine
+    from lti_tool.launch import keys
+
+    with get_engine(settings.database_url).connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    if current != head:
+        raise click.ClickException("the database is not up to date: run `lti-tool init` first")
+    try:
+        keys.load(settings.keys_dir)
+    except keys.KeyFolderError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def platform() -> None:
+    """Register LMS platforms and their deployments."""
+
+
+@platform.command("add")
+@click.option("--issuer", required=True, help="the platform's issuer (iss)")
+@click.option("--client-id", required=True, help="the client ID the LMS gave this tool")
+@click.option("--auth-login-url", required=True, help="the LMS's OIDC authorization endpoint")
+@click.option("--auth-token-url", required=True, help="the LMS's OAuth2 token endpoint")
+@click.option("--jwks-url", required=True, help="the LMS's public key set URL")
+@click.option("--deployment-id", "deployment_ids", multiple=True, required=True,
+              help="a deployment ID (repeat for several)")
+@click.option("--name", default=None, help="a name administrators recognise")
+@click.option("--auth-audience", default=None,
+              help="token audience when it differs from the token URL")
+def platform_add(issuer, client_id, auth_login_url, auth_token_url, jwks_url, deployment_ids,
+                 name, auth_audience) -> None:
+    """Register a platform (or add deployments to it); prints it as JSON."""
+    from lti_tool.db import session_scope
+    from lti_tool.launch.registrations import RegistrationError, add_platform, platform_as_dict
+
+    settings = _settings()
+    try:
+        with session_scope(settings.database_url) as session:
+            row = add_platform(session, issuer=issuer, client_id=client_id,
+                               auth_login_url=auth_login_url, auth_token_url=auth_token_url,
+                               jwks_url=jwks_url, deployment_ids=list(deployment_ids),
+                               name=name, auth_audience=auth_audience)
+            result = platform_as_dict(row)
+    except RegistrationError as exc:
+        raise click.UsageError(str(exc)) from None
+    _echo_json(result)
+
+
+@platform.command("list")
+def platform_list() -> None:
+    """List registrations and their deployments as JSON."""
+    from lti_tool.db import session_scope
+    from lti_tool.launch.registrations import list_platforms, platform_as_dict
+
+    with session_scope(_settings().database_url) as session:
+        _echo_json([platform_as_dict(p) for p in list_platforms(session)])
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """The tool's signing keys."""
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    """Show the signing key and every published key."""
+    from lti_tool.launch import keys
+
+    _echo_json(keys.describe(_settings().keys_dir))
+
+
+@keys_group.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; the old ones stay published until retired."""
+    from lti_tool.launch import keys
+
+    folder = _settings().keys_dir
+    kid = keys.rotate(folder)
+    _echo_json({"signing": kid, **{k: v for k, v in keys.describe(folder).items()
+                                   if k != "signing"}})
+
+
+@keys_group.command("retire")
+@click.argument("kid")
+def keys_retire(kid: str) -> None:
+    """Stop publishing a key (after every JWT it signed has expired)."""
+    from lti_tool.launch import keys
+
+    folder = _settings().keys_dir
+    try:
+        keys.retire(folder, kid)
+    except keys.KeyFolderError as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo_json(keys.describe(folder))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

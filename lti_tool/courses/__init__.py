@@ -1,0 +1,1 @@
+"""People, courses, enrolments and resource links, as the LMS told us."""

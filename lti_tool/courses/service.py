@@ -1,0 +1,62 @@
+"""Record who launched, in which course and link (upserts, tenant-keyed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
+from lti_tool.db import upsert
+from lti_tool.launch.claims import LaunchMessage
+from lti_tool.launch.models import Deployment, Platform
+from lti_tool.launch.roles import RoleDecision
+from lti_tool.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    user_id: int
+    course_id: int | None
+    resource_link_pk: int | None
+
+
+def record_launch(session: Session, platform: Platform, deployment: Deployment,
+                  message: LaunchMessage, decision: RoleDecision) -> LaunchRecord:
+    now = utcnow()
+    user_id = upsert(session, User, ["platform_id", "sub"], {
+        "platform_id": platform.id, "sub": message.sub, "name": message.name,
+        "given_name": message.given_name, "family_name": message.family_name,
+        "email": message.email, "created_at": now, "updated_at": now,
+    }, ["name", "given_name", "family_name", "email", "updated_at"])
+
+    course_id = None
+    context = message.context
+    if context:
+        types = context.get("type")
+        course_id = upsert(session, Course, ["deployment_pk", "context_id"], {
+            "deployment_pk": deployment.id, "context_id": context["id"],
+            "title": _text(context.get("title"), 500), "label": _text(context.get("label"), 255),
+            "context_types": [t for t in types if isinstance(t, str)]
+            if isinstance(types, list) else [],
+            "created_at": now, "updated_at": now,
+        }, ["title", "label", "context_types", "updated_at"])
+        upsert(session, Enrollment, ["user_id", "course_id"], {
+            "user_id": user_id, "course_id": course_id, "role": decision.role,
+            "lis_roles": list(message.roles), "updated_at": now,
+        }, ["role", "lis_roles", "updated_at"])
+
+    link_pk = None
+    link = message.resource_link
+    if link:
+        link_pk = upsert(session, ResourceLink, ["deployment_pk", "resource_link_id"], {
+            "deployment_pk": deployment.id, "resource_link_id": link["id"],
+            "course_id": course_id, "title": _text(link.get("title"), 500),
+            "description": _text(link.get("description"), 20000),
+            "created_at": now, "updated_at": now,
+        }, ["course_id", "title", "description", "updated_at"])
+    return LaunchRecord(user_id=user_id, course_id=course_id, resource_link_pk=link_pk)
+
+
+def _text(value, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None

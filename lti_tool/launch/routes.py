@@ -1,0 +1,152 @@
+"""HTTP endpoints of the launch: OIDC login, launch, JWKS. Routes stay thin:
+the work is in login.py, validation.py and the services they call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from lti_tool.courses.service import record_launch
+from lti_tool.launch import keys as tool_keys
+from lti_tool.launch.errors import LaunchError
+from lti_tool.launch.login import begin_login, state_cookie_name
+from lti_tool.launch.lti_adapter import save_launch
+from lti_tool.launch.roles import TEACHER, decide
+from lti_tool.launch.tool_session import COOKIE, create_session
+from lti_tool.launch.urls import origin_of
+from lti_tool.services import services
+from lti_tool.web import get_db, registered_origins
+
+bp = Blueprint("launch", __name__)
+log = logging.getLogger("lti_tool.launch")
+
+
+def _event(event: str, **fields) -> None:
+    """One structured line per security-relevant event (certification proof)."""
+    log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+
+
+def _params() -> dict[str, str]:
+    source = request.form if request.method == "POST" else request.args
+    return {k: source.get(k, "") for k in source}
+
+
+def error_page(exc: LaunchError, where: str):
+    reference = secrets.token_hex(6)
+    _event("launch_rejected" if where == "launch" else "login_rejected", code=exc.code,
+           status=exc.status, reference=reference, reason=exc.reason,
+           iss=request.values.get("iss"), client_id=request.values.get("client_id"))
+    response = current_app.make_response((render_template(
+        "launch_error.html", error=exc, reference=reference), exc.status))
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@bp.route("/lti/login", methods=["GET", "POST"])
+def login():
+    db = get_db()
+    settings = services().settings
+    try:
+        result = begin_login(db, _params(), settings)
+        db.commit()
+    except LaunchError as exc:
+        db.rollback()
+        return error_page(exc, "login")
+    _event("login_started", platform=result.platform.id, iss=result.platform.issuer,
+           client_id=result.platform.client_id)
+    response = redirect(result.auth_url, code=302)
+    secure = settings.base_url.startswith("https://")
+    response.set_cookie(state_cookie_name(result.state, secure), result.state,
+                        max_age=settings.state_ttl, secure=True, httponly=True,
+                        samesite="None", partitioned=True, path="/")
+    return response
+
+
+@bp.route("/lti/launch", methods=["POST"])
+def launch():
+    db = get_db()
+    svc = services()
+    settings = svc.settings
+    state = request.form.get("state", "")
+    secure = settings.base_url.startswith("https://")
+    cookie_state = request.cookies.get(state_cookie_name(state, secure)) if state else None
+    try:
+        verified = svc.validator.validate(
+            db, request.form, cookie_state=cookie_state,
+            storage_secret=request.form.get("pathwise_storage_secret"))
+    except LaunchError as exc:
+        # The only writes kept: the state and nonce marked used, the key cache.
+        db.commit()
+        g.frame_ancestors = registered_origins(db)
+        return error_page(exc, "launch")
+    db.commit()
+
+    message = verified.message
+    decision = decide(message.roles)
+    if message.message_type == "LtiDeepLinkingRequest" and decision.role != TEACHER:
+        return error_page(LaunchError(
+            "DEEP_LINK_NOT_ALLOWED", 403,
+            "Only teachers can add Pathwise content to a course.",
+            "Ask your teacher to add the activity."), "launch")
+    record = record_launch(db, verified.platform, verified.deployment, message, decision)
+    launch_id = "lti1p3-launch-" + secrets.token_urlsafe(24)
+    save_launch(db, launch_id, verified.claims, lifetime=86400)
+    notice = None if decision.recognised else (
+        "Your LMS did not send a course role Pathwise knows, so you see the student view.")
+    row = create_session(
+        db, platform_id=verified.platform.id, deployment_pk=verified.deployment.id,
+        user_id=record.user_id, course_id=record.course_id,
+        resource_link_pk=record.resource_link_pk, role=decision.role, role_notice=notice,
+        message_type=message.message_type, launch_id=launch_id,
+        return_url=message.return_url, frame_origins=_frame_origins(verified))
+    db.commit()
+    _event("launch_accepted", iss=verified.platform.issuer,
+           client_id=verified.platform.client_id, deployment_id=message.deployment_id,
+           message_type=message.message_type, roles=message.roles, role=decision.role,
+           context_id=(message.context or {}).get("id"),
+           resource_link_id=(message.resource_link or {}).get("id"))
+    token = svc.tokens.issue(row.id)
+    response = redirect(url_for("pages.home", t=token), code=303)
+    response.set_cookie(COOKIE, token, max_age=settings.session_ttl, secure=True,
+                        httponly=True, samesite="None", partitioned=True, path="/")
+    return response
+
+
+def _frame_origins(verified) -> list[str]:
+    """Where this session's pages may be framed: the platform's registered
+    origins plus the LMS origins named in the signed launch (Canvas serves
+    courses from the school's own domain, not from its issuer)."""
+    urls = [verified.platform.auth_login_url, verified.platform.jwks_url,
+            verified.platform.issuer, verified.message.return_url]
+    claims = verified.claims
+    ags = claims.get("https://purl.imsglobal.org/spec/lti-ags/claim/endpoint")
+    if isinstance(ags, dict):
+        urls += [ags.get("lineitems"), ags.get("lineitem")]
+    nrps = claims.get("https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice")
+    if isinstance(nrps, dict):
+        urls.append(nrps.get("context_memberships_url"))
+    return sorted({o for o in (origin_of(u) for u in urls if isinstance(u, str)) if o})
+
+
+@bp.route("/.well-known/jwks.json")
+def jwks():
+    keyset = tool_keys.load(services().settings.keys_dir)
+    response = current_app.response_class(json.dumps(keyset.jwks()),
+                                          mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.route("/healthz")
+def healthz():
+    try:
+        get_db().execute(text("SELECT 1"))
+    except OperationalError:
+        return {"status": "unavailable", "database": "unreachable"}, 503
+    return {"status": "ok", "database": "ok"}

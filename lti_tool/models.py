@@ -1,0 +1,18 @@
+"""Imports every model so the metadata (and Alembic) sees all tables."""
+
+from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
+from lti_tool.db import Base
+from lti_tool.launch.models import (
+    CacheEntry,
+    Deployment,
+    KeySetCache,
+    LoginState,
+    Platform,
+    ToolSession,
+    UsedNonce,
+)
+
+__all__ = [
+    "Base", "CacheEntry", "Course", "Deployment", "Enrollment", "KeySetCache", "LoginState",
+    "Platform", "ResourceLink", "ToolSession", "UsedNonce", "User",
+]

@@ -1,0 +1,72 @@
+"""Per-request plumbing: database session, security headers, CSP nonce."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti_tool.db import session_factory
+from lti_tool.launch.models import Platform
+from lti_tool.launch.urls import origin_of
+
+
+def get_db() -> Session:
+    """One session (and one transaction) per request."""
+    if "db" not in g:
+        g.db = session_factory(current_app.config["SETTINGS"].database_url)()
+    return g.db
+
+
+def close_db(_exc=None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.rollback()
+        db.close()
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def registered_origins(db: Session) -> list[str]:
+    """Origins of every active registration: who may frame pre-session pages."""
+    origins: set[str] = set()
+    for row in db.execute(select(Platform.auth_login_url, Platform.jwks_url,
+                                 Platform.issuer).where(Platform.active.is_(True))):
+        for url in row:
+            origin = origin_of(url)
+            if origin:
+                origins.add(origin)
+    return sorted(origins)
+
+
+def security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if response.mimetype == "text/html":
+        ancestors = g.get("frame_ancestors")
+        if ancestors is None:
+            try:
+                ancestors = registered_origins(get_db())
+            except Exception:  # the database may be what failed
+                ancestors = []
+        sources = " ".join(["'self'", *ancestors])
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self' 'nonce-{csp_nonce()}'; "
+            "style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+            f"form-action {sources}; frame-ancestors {sources}")
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_db)
+    app.after_request(security_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce

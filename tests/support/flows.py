@@ -1,0 +1,57 @@
+"""Drive the OIDC login and launch through the Flask test client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from lti_tool.db import get_engine
+from tests.support.platform import TestPlatform
+
+RECORD_TABLES = ("lti_user", "course", "enrollment", "resource_link", "tool_session")
+
+
+@dataclass
+class Login:
+    response: object
+    state: str
+    nonce: str
+    auth: dict
+
+
+def login(client, platform: TestPlatform, method: str = "POST", **overrides) -> Login:
+    params = platform.login_params(**overrides)
+    if method == "GET":
+        response = client.get("/lti/login", query_string=params)
+    else:
+        response = client.post("/lti/login", data=params)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    auth = platform.auth_request(response.headers["Location"])
+    return Login(response=response, state=auth["state"], nonce=auth["nonce"], auth=auth)
+
+
+def post_launch(client, token: str | None, state: str | None, **extra):
+    data = {k: v for k, v in {"id_token": token, "state": state, **extra}.items()
+            if v is not None}
+    return client.post("/lti/launch", data=data)
+
+
+def launch(client, platform: TestPlatform, role: str = "student", **claim_overrides):
+    """A full, valid login + launch; returns (launch response, login)."""
+    started = login(client, platform)
+    claims = platform.claims(started.nonce, role=role, **claim_overrides)
+    return post_launch(client, platform.sign(claims), started.state), started
+
+
+def record_counts(database_url: str) -> dict[str, int]:
+    with get_engine(database_url).connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in RECORD_TABLES}
+
+
+def error_code(response) -> str | None:
+    import re
+
+    match = re.search(r'data-error-code="([A-Z_]+)"', response.get_data(as_text=True))
+    return match.group(1) if match else None
