@@ -118,15 +118,17 @@ def migrate(url: str) -> None:
 
 
 def upsert(session: Session, model, conflict: list[str], values: dict,
-           update: list[str]) -> int:
-    """INSERT … ON CONFLICT DO UPDATE … RETURNING id, so concurrent launches of
-    the same person in several workers never collide on a unique key."""
+           update: list[str], *, returning_id: bool = True) -> int | None:
+    """INSERT … ON CONFLICT DO UPDATE (… RETURNING id), so concurrent requests
+    in several workers never collide on a unique key."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     stmt = insert(model).values(**values)
     stmt = stmt.on_conflict_do_update(
-        index_elements=conflict, set_={k: stmt.excluded[k] for k in update}
-    ).returning(model.id)
-    return session.execute(stmt).scalar_one()
+        index_elements=conflict, set_={k: stmt.excluded[k] for k in update})
+    if not returning_id:
+        session.execute(stmt)
+        return None
+    return session.execute(stmt.returning(model.id)).scalar_one()

@@ -15,6 +15,7 @@ import jwt
 import requests
 from sqlalchemy.orm import Session
 
+from lti_tool.db import upsert
 from lti_tool.launch.errors import LaunchError, unauthorized
 from lti_tool.launch.models import KeySetCache, Platform
 from lti_tool.timeutil import aware, utcnow
@@ -123,11 +124,11 @@ class PlatformKeys:
                 return _parse(platform.id, kid, jwk)
             raise
         expires = now + timedelta(seconds=_ttl(cache_control, self.default_ttl))
-        if row is None:
-            session.add(KeySetCache(platform_id=platform.id, jwks=json.dumps(jwks),
-                                    fetched_at=now, expires_at=expires))
-        else:
-            row.jwks, row.fetched_at, row.expires_at = json.dumps(jwks), now, expires
+        # Several workers may refresh at once: last writer wins, nobody fails.
+        upsert(session, KeySetCache, ["platform_id"],
+               {"platform_id": platform.id, "jwks": json.dumps(jwks), "fetched_at": now,
+                "expires_at": expires}, ["jwks", "fetched_at", "expires_at"],
+               returning_id=False)
         jwk = _find(jwks, kid)
         if not jwk:
             raise self._unknown(platform, kid)

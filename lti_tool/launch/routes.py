@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from functools import wraps
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from lti_tool.courses.service import record_launch
 from lti_tool.launch import keys as tool_keys
@@ -48,7 +49,24 @@ def error_page(exc: LaunchError, where: str):
     return response
 
 
+def _unavailable_on_database_error(view):
+    """A database that is down or locked gives 503 with a retry hint, never a
+    500; the rollback leaves nothing half-written."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except SQLAlchemyError:
+            get_db().rollback()
+            log.exception("database_error endpoint=%s", request.endpoint)
+            return error_page(LaunchError(
+                "SERVICE_UNAVAILABLE", 503, "Pathwise could not reach its database.",
+                "Wait a moment and open the activity again.", retry_after=30), "launch")
+    return wrapped
+
+
 @bp.route("/lti/login", methods=["GET", "POST"])
+@_unavailable_on_database_error
 def login():
     db = get_db()
     settings = services().settings
@@ -69,6 +87,7 @@ def login():
 
 
 @bp.route("/lti/launch", methods=["POST"])
+@_unavailable_on_database_error
 def launch():
     db = get_db()
     svc = services()
@@ -99,12 +118,14 @@ def launch():
     save_launch(db, launch_id, verified.claims, lifetime=86400)
     notice = None if decision.recognised else (
         "Your LMS did not send a course role Pathwise knows, so you see the student view.")
+    trusted = _trusted_origins(verified)
     row = create_session(
         db, platform_id=verified.platform.id, deployment_pk=verified.deployment.id,
         user_id=record.user_id, course_id=record.course_id,
         resource_link_pk=record.resource_link_pk, role=decision.role, role_notice=notice,
         message_type=message.message_type, launch_id=launch_id,
-        return_url=message.return_url, frame_origins=_frame_origins(verified))
+        return_url=message.return_url if origin_of(message.return_url or "") in trusted else None,
+        frame_origins=trusted)
     db.commit()
     _event("launch_accepted", iss=verified.platform.issuer,
            client_id=verified.platform.client_id, deployment_id=message.deployment_id,
@@ -118,12 +139,13 @@ def launch():
     return response
 
 
-def _frame_origins(verified) -> list[str]:
-    """Where this session's pages may be framed: the platform's registered
-    origins plus the LMS origins named in the signed launch (Canvas serves
-    courses from the school's own domain, not from its issuer)."""
+def _trusted_origins(verified) -> list[str]:
+    """Where this session's pages may be framed and may link back to: the
+    platform's registered origins plus the service origins in the signed
+    launch (Canvas serves courses and services from the school's own domain,
+    not from its shared issuer)."""
     urls = [verified.platform.auth_login_url, verified.platform.jwks_url,
-            verified.platform.issuer, verified.message.return_url]
+            verified.platform.auth_token_url, verified.platform.issuer]
     claims = verified.claims
     ags = claims.get("https://purl.imsglobal.org/spec/lti-ags/claim/endpoint")
     if isinstance(ags, dict):

@@ -167,7 +167,8 @@ class LaunchValidator:
             jwt.decode(id_token, key, algorithms=["RS256"],
                        options={"verify_signature": True, "verify_exp": False,
                                 "verify_iat": False, "verify_nbf": False,
-                                "verify_aud": False, "verify_iss": False})
+                                "verify_aud": False, "verify_iss": False,
+                                "verify_sub": False, "verify_jti": False})
         except jwt.InvalidSignatureError:
             self._consume_state(session, state)
             raise unauthorized("JWT_SIGNATURE_INVALID",

@@ -166,6 +166,20 @@ class TestPlatform:
                                else f.issuer + "/mod/lti/return.php?course=2")},
             **person,
         }
+        ags_scopes = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                      "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+                      "https://purl.imsglobal.org/spec/lti-ags/scope/score"]
+        if canvas:
+            school = "https://school.instructure.com/api/lti/courses/1234"
+            body["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"] = {
+                "scope": ags_scopes, "lineitems": school + "/line_items"}
+            body["https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"] = {
+                "context_memberships_url": school + "/names_and_roles",
+                "service_versions": ["2.0"]}
+        else:
+            services = f.issuer + "/mod/lti/services.php"
+            body["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"] = {
+                "scope": ags_scopes, "lineitems": services + "/2/lineitems?type_id=3"}
         if canvas:
             body["azp"] = f.client_id
             body["https://www.instructure.com/placement"] = None
