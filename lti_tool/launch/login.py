@@ -7,6 +7,7 @@ by LTI platform storage."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ LAUNCH_PATHS = ("/lti/launch",)
 FORWARDED = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id",
              "lti_deployment_id")
 MAX_PARAM = 4096
+STORAGE_TARGET = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,12 @@ def begin_login(session: Session, params: Mapping[str, str], settings: Settings)
     now = utcnow()
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
-    storage_target = _param(params, "lti_storage_target") or None
+    # A login reopened top-level (new window) has no platform frame to talk to.
+    storage_target = None if params.get("pathwise_new_window") else (
+        _param(params, "lti_storage_target") or None)
+    if storage_target and not STORAGE_TARGET.fullmatch(storage_target):
+        storage_target = None
     binding_secret = secrets.token_urlsafe(24) if storage_target else None
-    session.add(LoginState(
-        state=state, nonce=nonce, platform_id=platform.id,
-        lti_deployment_id=_param(params, "lti_deployment_id") or None,
-        login_params={k: params[k] for k in FORWARDED if params.get(k)},
-        binding_hash=hash_secret(binding_secret) if binding_secret else None,
-        created_at=now, expires_at=now + timedelta(seconds=settings.state_ttl)))
-    # Keep the state tables small: every so often drop what has expired.
-    if secrets.randbelow(50) == 0:
-        purge_expired(session)
 
     auth_params = {
         "scope": "openid",
@@ -132,9 +129,18 @@ def begin_login(session: Session, params: Mapping[str, str], settings: Settings)
     if message_hint:
         auth_params["lti_message_hint"] = message_hint
     separator = "&" if "?" in platform.auth_login_url else "?"
-    return LoginResult(auth_url=platform.auth_login_url + separator + urlencode(auth_params),
-                       state=state, platform=platform, storage_target=storage_target,
-                       binding_secret=binding_secret)
+    auth_url = platform.auth_login_url + separator + urlencode(auth_params)
+    session.add(LoginState(
+        state=state, nonce=nonce, platform_id=platform.id,
+        lti_deployment_id=_param(params, "lti_deployment_id") or None,
+        login_params={k: params[k] for k in FORWARDED if params.get(k)}, auth_url=auth_url,
+        binding_hash=hash_secret(binding_secret) if binding_secret else None,
+        created_at=now, expires_at=now + timedelta(seconds=settings.state_ttl)))
+    # Keep the state tables small: every so often drop what has expired.
+    if secrets.randbelow(50) == 0:
+        purge_expired(session)
+    return LoginResult(auth_url=auth_url, state=state, platform=platform,
+                       storage_target=storage_target, binding_secret=binding_secret)
 
 
 def purge_expired(session: Session) -> None:

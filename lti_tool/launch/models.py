@@ -68,6 +68,8 @@ class LoginState(Base):
     lti_deployment_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The login parameters, to reopen the login top-level when no cookie came back.
     login_params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The platform authentication request, sent once the browser is bound.
+    auth_url: Mapped[str] = mapped_column(Text, default="")
     # sha256 of the secret put into LTI platform storage (cookie-less binding).
     binding_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -15,8 +15,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from lti_tool.courses.service import record_launch
 from lti_tool.launch import keys as tool_keys
 from lti_tool.launch.errors import LaunchError
-from lti_tool.launch.login import begin_login, state_cookie_name
+from lti_tool.launch.login import STORAGE_TARGET, begin_login, state_cookie_name
 from lti_tool.launch.lti_adapter import save_launch
+from lti_tool.launch.models import Platform
 from lti_tool.launch.roles import TEACHER, decide
 from lti_tool.launch.tool_session import COOKIE, create_session
 from lti_tool.launch.urls import origin_of
@@ -77,13 +78,58 @@ def login():
         db.rollback()
         return error_page(exc, "login")
     _event("login_started", platform=result.platform.id, iss=result.platform.issuer,
-           client_id=result.platform.client_id)
-    response = redirect(result.auth_url, code=302)
-    secure = settings.base_url.startswith("https://")
-    response.set_cookie(state_cookie_name(result.state, secure), result.state,
-                        max_age=settings.state_ttl, secure=True, httponly=True,
-                        samesite="None", partitioned=True, path="/")
+           client_id=result.platform.client_id, storage=bool(result.storage_target))
+    if result.storage_target:
+        # Platform storage: put the binding secret in the LMS's frame, then go
+        # to the platform. The cookie is set too, as a second chance.
+        response = current_app.make_response(render_template(
+            "login_storage.html", auth_url=result.auth_url, target=result.storage_target,
+            target_origin=origin_of(result.platform.auth_login_url),
+            key=storage_key(result.state), value=result.binding_secret))
+    else:
+        response = redirect(url_for("launch.login_continue", state=result.state), code=302)
+    _set_state_cookie(response, result.state)
     return response
+
+
+def _storage_target(value: str | None) -> str:
+    return value if value and STORAGE_TARGET.fullmatch(value) else "post_message_forwarding"
+
+
+def storage_key(state: str) -> str:
+    return "pathwise_state_" + state[:16]
+
+
+def _set_state_cookie(response, state: str) -> None:
+    settings = services().settings
+    secure = settings.base_url.startswith("https://")
+    response.set_cookie(state_cookie_name(state, secure), state, max_age=settings.state_ttl,
+                        secure=True, httponly=True, samesite="None", partitioned=True,
+                        path="/")
+
+
+def _cookie_state(state: str) -> str | None:
+    secure = services().settings.base_url.startswith("https://")
+    return request.cookies.get(state_cookie_name(state, secure)) if state else None
+
+
+@bp.route("/lti/login/continue")
+@_unavailable_on_database_error
+def login_continue():
+    """Second step of the login: go on to the platform only when the state
+    cookie came back; otherwise offer the new window before the platform's
+    one-time login hint is spent."""
+    db = get_db()
+    state = request.args.get("state", "")
+    try:
+        auth_url = services().validator.continue_login(db, state, _cookie_state(state))
+    except LaunchError as exc:
+        db.commit()
+        if exc.code == "COOKIES_BLOCKED":
+            _event("login_needs_new_window", reason=exc.code)
+            return render_template("new_window.html", error=exc)
+        return error_page(exc, "login")
+    return redirect(auth_url, code=302)
 
 
 @bp.route("/lti/launch", methods=["POST"])
@@ -93,8 +139,16 @@ def launch():
     svc = services()
     settings = svc.settings
     state = request.form.get("state", "")
-    secure = settings.base_url.startswith("https://")
-    cookie_state = request.cookies.get(state_cookie_name(state, secure)) if state else None
+    cookie_state = _cookie_state(state)
+    pending = svc.validator.storage_check_needed(db, request.form, cookie_state)
+    if pending is not None:
+        # No cookie, but the platform keeps our secret: read it in the page
+        # and post the launch again with it. Nothing is consumed yet.
+        platform = db.get(Platform, pending.platform_id)
+        return render_template(
+            "launch_storage.html", id_token=request.form["id_token"], state=state,
+            target=_storage_target(request.form.get("lti_storage_target")),
+            target_origin=origin_of(platform.auth_login_url), key=storage_key(state))
     try:
         verified = svc.validator.validate(
             db, request.form, cookie_state=cookie_state,

@@ -81,7 +81,34 @@ class LaunchValidator:
         self.platform_keys = platform_keys
 
     # -- state -------------------------------------------------------------
-    def _load_state(self, session: Session, state: str) -> LoginState:
+    def continue_login(self, session: Session, state: str, cookie_state: str | None) -> str:
+        """After login set the state cookie, check it came back before sending
+        the browser to the platform: a blocked cookie is found while the
+        platform's one-time login hint is still unused, so the login can be
+        reopened in a new window. Returns the authentication request URL."""
+        row = self.load_state(session, state)
+        if cookie_state and hmac.compare_digest(cookie_state, row.state):
+            return row.auth_url
+        self._consume_state(session, state)
+        raise LaunchError("COOKIES_BLOCKED", 200, COOKIE_HELP,
+                          "Continue in a new window to open the activity.",
+                          new_window_url=new_window_url(self.settings, row.login_params or {}))
+
+    def storage_check_needed(self, session: Session, form: Mapping[str, str],
+                             cookie_state: str | None) -> LoginState | None:
+        """The login state to verify through LTI platform storage, when the
+        cookie did not come back and the platform offered its storage."""
+        state = form.get("state") or ""
+        if cookie_state or form.get("pathwise_storage_checked") or not state \
+                or not form.get("id_token"):
+            return None
+        row = session.get(LoginState, state)
+        if row is None or row.used_at is not None or not row.binding_hash \
+                or aware(row.expires_at) < utcnow():
+            return None
+        return row
+
+    def load_state(self, session: Session, state: str) -> LoginState:
         row = session.get(LoginState, state)
         if row is None:
             raise unauthorized("STATE_NOT_FOUND",
@@ -138,7 +165,7 @@ class LaunchValidator:
                               "Open the activity from your course again.")
         header, unverified = split_token(id_token)
 
-        row = self._load_state(session, state)
+        row = self.load_state(session, state)
         platform = session.get(Platform, row.platform_id)
         if platform is None or not platform.active:
             raise forbidden("PLATFORM_DISABLED", "This LMS registration has been disabled.")

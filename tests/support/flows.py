@@ -18,6 +18,7 @@ class Login:
     state: str
     nonce: str
     auth: dict
+    location: str
 
 
 def login(client, platform: TestPlatform, method: str = "POST", **overrides) -> Login:
@@ -27,8 +28,12 @@ def login(client, platform: TestPlatform, method: str = "POST", **overrides) -> 
     else:
         response = client.post("/lti/login", data=params)
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    auth = platform.auth_request(response.headers["Location"])
-    return Login(response=response, state=auth["state"], nonce=auth["nonce"], auth=auth)
+    # The tool checks its state cookie came back before going to the platform.
+    onward = client.get(response.headers["Location"])
+    assert onward.status_code == 302, onward.get_data(as_text=True)[:500]
+    auth = platform.auth_request(onward.headers["Location"])
+    return Login(response=response, state=auth["state"], nonce=auth["nonce"], auth=auth,
+                 location=onward.headers["Location"])
 
 
 def post_launch(client, token: str | None, state: str | None, **extra):

@@ -23,13 +23,14 @@ import time
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from tests.support.platform import LTI, TestPlatform
 
 ERROR_CODE = re.compile(r'data-error-code="([A-Z_]+)"')
+MAX_TOOL_REDIRECTS = 5
 
 
 class LaunchFailed(AssertionError):
@@ -46,6 +47,7 @@ class LoginStep:
     nonce: str
     cookies: dict[str, str]
     seconds: float
+    requests: int
 
 
 @dataclass
@@ -58,6 +60,7 @@ class LaunchResult:
     launch_response: requests.Response
     page: requests.Response
     timings: dict[str, float] = field(default_factory=dict)
+    requests: int = 0   # HTTP requests to the tool (login hops, launch, first page)
 
     @property
     def total(self) -> float:
@@ -87,6 +90,8 @@ class HttpLauncher:
                  login_method: str = "POST", timeout: float = 15.0,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
         self.platform = platform
         self.login_url = self.base_url + login_path
         self.launch_url = self.base_url + launch_path
@@ -101,8 +106,11 @@ class HttpLauncher:
 
     # -- steps -----------------------------------------------------------------
     def login(self, **overrides: str) -> LoginStep:
-        """OIDC login initiation; returns the state, nonce and cookies the
-        tool handed to the browser along with its redirect to the platform."""
+        """OIDC login initiation, up to the redirect to the platform's
+        authorization endpoint; returns the state, nonce and the cookies the
+        tool set on the way. Redirects within the tool (e.g. a step that checks
+        the state cookie came back) are followed with the cookies, like a
+        browser; the redirect to the platform is not."""
         params = self.platform.login_params(target_link_uri=self.launch_url, **overrides)
         started = time.perf_counter()
         if self.login_method == "GET":
@@ -111,6 +119,16 @@ class HttpLauncher:
         else:
             response = self.http.post(self.login_url, data=params, timeout=self.timeout,
                                       allow_redirects=False)
+        cookies = dict(response.cookies.items())
+        requests_made = 1
+        while self._redirects_within_tool(response):
+            if requests_made > MAX_TOOL_REDIRECTS:
+                raise LaunchFailed("login redirects in a loop: " + _excerpt(response))
+            response = self.http.get(urljoin(response.url, response.headers["Location"]),
+                                     headers={"Cookie": cookie_header(cookies)},
+                                     timeout=self.timeout, allow_redirects=False)
+            cookies.update(response.cookies.items())
+            requests_made += 1
         seconds = time.perf_counter() - started
         if response.status_code not in (302, 303) or "Location" not in response.headers:
             raise LaunchFailed("login did not redirect to the platform: " + _excerpt(response))
@@ -121,7 +139,13 @@ class HttpLauncher:
             raise LaunchFailed(f"redirect_uri {auth.get('redirect_uri')!r} is not "
                                f"{self.launch_url!r}")
         return LoginStep(response=response, state=auth["state"], nonce=auth["nonce"],
-                         cookies=dict(response.cookies.items()), seconds=seconds)
+                         cookies=cookies, seconds=seconds, requests=requests_made)
+
+    def _redirects_within_tool(self, response: requests.Response) -> bool:
+        if response.status_code not in (301, 302, 303, 307, 308):
+            return False
+        target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+        return f"{target.scheme}://{target.netloc}" == self.origin
 
     def post_launch(self, id_token: str, state: str,
                     cookies: dict[str, str] | None = None) -> requests.Response:
@@ -159,6 +183,7 @@ class HttpLauncher:
         return LaunchResult(
             id_token=id_token, state=step.state, cookies=step.cookies,
             launch_response=response, page=page,
+            requests=step.requests + (1 if page is response else 2),
             timings={"login": step.seconds, "sign": signed - started,
                      "launch": launched - signed, "page": finished - launched})
 

@@ -2,10 +2,11 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 19:23:17.781643
+Create Date: 2026-11-22 19:32:25.325615
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 revision = '0001'
 down_revision = None
@@ -62,6 +63,7 @@ def upgrade() -> None:
     sa.Column('platform_id', sa.Integer(), nullable=False),
     sa.Column('lti_deployment_id', sa.String(length=255), nullable=True),
     sa.Column('login_params', sa.JSON(), nullable=False),
+    sa.Column('auth_url', sa.Text(), nullable=False),
     sa.Column('binding_hash', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
