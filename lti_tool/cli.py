@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -178,6 +179,82 @@ def keys_retire(kid: str) -> None:
     except keys.KeyFolderError as exc:
         raise click.ClickException(str(exc)) from None
     _echo_json(keys.describe(folder))
+
+
+def _start_sandbox(flavor: str, host: str, port: int, tool_url: str, instance: Path):
+    """Create, seed and register a sandbox LMS; returns (app, server, url).
+
+    The CLI is the one place that wires the sandbox to the tool: the tool's
+    application never imports it, and it registers itself through the same
+    command an administrator runs (`lti-tool platform add …`)."""
+    from werkzeug.serving import make_server
+
+    from lti_tool.sandbox import create_sandbox_app, registration_args, seed
+
+    base_url = f"http://{host}:{port}"
+    app = create_sandbox_app(flavor=flavor, base_url=base_url, tool_url=tool_url,
+                             db_path=str(instance / f"sandbox-{flavor}.db"))
+    seed(app)
+    platform.main(registration_args(app)[1:], prog_name="lti-tool platform",
+                  standalone_mode=False)
+    server = make_server(host, port, app, threaded=True)
+    return app, server, base_url + "/"
+
+
+@main.command()
+@click.option("--flavor", type=click.Choice(["canvas", "moodle"]), default="canvas",
+              show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5100, show_default=True, type=int)
+@click.option("--tool-url", default=None, help="the tool's base URL (default LTI_TOOL_BASE_URL)")
+def sandbox(flavor: str, host: str, port: int, tool_url: str | None) -> None:
+    """Serve the sandbox LMS with a demo course, registered with the tool."""
+    settings = _settings()
+    _, server, url = _start_sandbox(flavor, host, port, tool_url or settings.base_url,
+                                    settings.instance_path)
+    click.echo(f"Sandbox LMS ({flavor}) at {url}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=int, help="the tool's port")
+@click.option("--sandbox-port", default=5100, show_default=True, type=int,
+              help="the Canvas-flavoured sandbox; the Moodle one uses the next port")
+def demo(port: int, sandbox_port: int) -> None:
+    """`init`, the tool on localhost and two sandbox LMSs on 127.0.0.1 (different
+    sites, so the tool really runs in a cross-site iframe)."""
+    import subprocess
+    import threading
+
+    tool_url = f"http://localhost:{port}"
+    os.environ["LTI_TOOL_BASE_URL"] = tool_url
+    ctx = click.get_current_context()
+    ctx.invoke(init)
+    settings = _settings()
+    servers = [_start_sandbox(flavor, "127.0.0.1", sandbox_port + offset, tool_url,
+                              settings.instance_path)
+               for offset, flavor in enumerate(("canvas", "moodle"))]
+    tool = subprocess.Popen([sys.executable, "-m", "lti_tool.cli", "serve", "--host",
+                             "localhost", "--port", str(port)], env=os.environ.copy())
+    for _, server, _ in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    click.echo("")
+    click.echo(f"Pathwise is running. Open {servers[0][2]}")
+    click.echo(f"(Moodle-flavoured sandbox: {servers[1][2]} · tool: {tool_url}) "
+               "Press Ctrl-C to stop.")
+    try:
+        tool.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tool.terminate()
+        for _, server, _ in servers:
+            server.shutdown()
 
 
 if __name__ == "__main__":  # pragma: no cover
