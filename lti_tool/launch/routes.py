@@ -140,10 +140,11 @@ def launch():
     settings = svc.settings
     state = request.form.get("state", "")
     cookie_state = _cookie_state(state)
-    pending = svc.validator.storage_check_needed(db, request.form, cookie_state)
+    pending = svc.validator.storage_check_needed(db, request.form)
     if pending is not None:
-        # No cookie, but the platform keeps our secret: read it in the page
-        # and post the launch again with it. Nothing is consumed yet.
+        # The platform keeps our secret: read it in the page and post the
+        # launch again with it (the cookie, if any, still rides along as the
+        # fallback). Nothing is consumed yet.
         platform = db.get(Platform, pending.platform_id)
         return render_template(
             "launch_storage.html", id_token=request.form["id_token"], state=state,

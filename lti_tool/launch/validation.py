@@ -94,13 +94,13 @@ class LaunchValidator:
                           "Continue in a new window to open the activity.",
                           new_window_url=new_window_url(self.settings, row.login_params or {}))
 
-    def storage_check_needed(self, session: Session, form: Mapping[str, str],
-                             cookie_state: str | None) -> LoginState | None:
-        """The login state to verify through LTI platform storage, when the
-        cookie did not come back and the platform offered its storage."""
+    def storage_check_needed(self, session: Session, form: Mapping[str, str]
+                             ) -> LoginState | None:
+        """The login state to verify through LTI platform storage first: when
+        the platform offered its storage at login, it is preferred over the
+        state cookie (which stays the fallback, then the new window)."""
         state = form.get("state") or ""
-        if cookie_state or form.get("pathwise_storage_checked") or not state \
-                or not form.get("id_token"):
+        if form.get("pathwise_storage_checked") or not state or not form.get("id_token"):
             return None
         row = session.get(LoginState, state)
         if row is None or row.used_at is not None or not row.binding_hash \

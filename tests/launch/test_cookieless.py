@@ -107,3 +107,16 @@ def test_unsafe_storage_target_is_not_echoed(client, canvas):
     response = client.post("/lti/login", data=canvas.login_params(
         lti_storage_target='x" onload="alert(1)'))
     assert response.status_code == 302
+
+
+def test_platform_storage_is_preferred_and_the_cookie_is_the_fallback(app, canvas):
+    browser = app.test_client()  # keeps its cookies: storage offered, cookie works too
+    auth, _, _ = _storage_login(browser, canvas)
+    token = canvas.sign(canvas.claims(auth["nonce"]))
+    first = post_launch(browser, token, auth["state"],
+                        lti_storage_target="post_message_forwarding")
+    assert first.status_code == 200 and 'data-mode="get"' in first.get_data(as_text=True)
+    # The LMS frame did not answer: the page posts again without a secret.
+    done = post_launch(browser, token, auth["state"], pathwise_storage_secret="",
+                       pathwise_storage_checked="1")
+    assert done.status_code == 303
