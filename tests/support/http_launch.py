@@ -7,10 +7,11 @@ The same driver serves the end-to-end tests and the launch benchmark, so a
 benchmark number always means "a launch the tests accept as correct".
 
 Cookies: every launch is a fresh visitor, so the session's cookie jar is
-disabled and the cookies set by the login response are sent back explicitly on
-the launch. This is also what makes the flow work over plain http: the tool's
-state cookie is `Secure`, which `requests` (rightly) never sends over http,
-whereas a browser talking to the https deployment would.
+disabled and the cookies the tool sets during the login are sent back
+explicitly, on its own redirects within the login and on the launch. This is
+also what makes the flow work over plain http: the tool's state cookie is
+`Secure`, which `requests` (rightly) never sends over http, whereas a browser
+talking to the https deployment would.
 """
 
 from __future__ import annotations
