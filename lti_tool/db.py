@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, bindparam, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -49,11 +49,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def _sqlite_begin_immediate(conn) -> None:
-    # Take the write lock at the start of each transaction: a WAL read
-    # transaction that later writes fails at once (no busy wait) when another
-    # process committed in between, so every transaction starts as a writer.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+WRITE_OPTION = "pathwise_write"
+
+
+def _sqlite_begin(conn) -> None:
+    # A WAL read transaction that later writes fails at once (no busy wait)
+    # when another process committed in between, so a unit of work that will
+    # write takes the write lock up front; reads stay concurrent.
+    if conn.get_execution_options().get(WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def get_engine(url: str) -> Engine:
@@ -69,7 +75,7 @@ def get_engine(url: str) -> Engine:
                 engine = create_engine(url, connect_args={"timeout": 15,
                                                           "isolation_level": None})
                 event.listen(engine, "connect", _sqlite_pragmas)
-                event.listen(engine, "begin", _sqlite_begin_immediate)
+                event.listen(engine, "begin", _sqlite_begin)
             else:
                 engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
             _engines[url] = engine
@@ -78,13 +84,25 @@ def get_engine(url: str) -> Engine:
 
 def dispose_engines() -> None:
     with _lock:
+        _factories.clear()
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+_factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
+
+
+def session_factory(url: str, *, write: bool = True) -> sessionmaker[Session]:
+    """Sessions for units of work that write (the default) or only read."""
+    key = (normalise_url(url), write)
+    factory = _factories.get(key)
+    if factory is None:
+        engine = get_engine(url)
+        if write:
+            engine = engine.execution_options(**{WRITE_OPTION: True})
+        factory = _factories[key] = sessionmaker(bind=engine, expire_on_commit=False)
+    return factory
 
 
 @contextmanager
@@ -117,18 +135,45 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def upsert(session: Session, model, conflict: list[str], values: dict,
-           update: list[str], *, returning_id: bool = True) -> int | None:
-    """INSERT … ON CONFLICT DO UPDATE (… RETURNING id), so concurrent requests
-    in several workers never collide on a unique key."""
+_upserts: dict[tuple, object] = {}
+
+
+def _insert_for(session: Session):
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(model).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=conflict, set_={k: stmt.excluded[k] for k in update})
-    if not returning_id:
-        session.execute(stmt)
-        return None
-    return session.execute(stmt.returning(model.id)).scalar_one()
+    return insert
+
+
+def insert_ignore(session: Session, model, conflict: list[str], values: dict) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when the row was new."""
+    key = ("ignore", session.get_bind().dialect.name, model, tuple(conflict),
+           tuple(sorted(values)))
+    stmt = _upserts.get(key)
+    if stmt is None:
+        # RETURNING, not rowcount: psycopg reports -1 for this statement.
+        stmt = _insert_for(session)(model).values({k: bindparam(k) for k in values}) \
+            .on_conflict_do_nothing(index_elements=conflict) \
+            .returning(getattr(model, conflict[0]))
+        _upserts[key] = stmt
+    return session.execute(stmt, values).first() is not None
+
+
+def upsert(session: Session, model, conflict: list[str], values: dict,
+           update: list[str], *, returning_id: bool = True) -> int | None:
+    """INSERT … ON CONFLICT DO UPDATE (… RETURNING id), so concurrent requests
+    in several workers never collide on a unique key. The statement is built
+    once per shape and dialect, then only executed with new values."""
+    dialect = session.get_bind().dialect.name
+    key = (dialect, model, tuple(conflict), tuple(sorted(values)), tuple(update), returning_id)
+    stmt = _upserts.get(key)
+    if stmt is None:
+        stmt = _insert_for(session)(model).values({k: bindparam(k) for k in values})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=conflict, set_={k: stmt.excluded[k] for k in update})
+        if returning_id:
+            stmt = stmt.returning(model.id)
+        _upserts[key] = stmt
+    result = session.execute(stmt, values)
+    return result.scalar_one() if returning_id else None

@@ -3,7 +3,6 @@
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
 from lti_tool.db import Base
 from lti_tool.launch.models import (
-    CacheEntry,
     Deployment,
     KeySetCache,
     LoginState,
@@ -13,6 +12,6 @@ from lti_tool.launch.models import (
 )
 
 __all__ = [
-    "Base", "CacheEntry", "Course", "Deployment", "Enrollment", "KeySetCache", "LoginState",
+    "Base", "Course", "Deployment", "Enrollment", "KeySetCache", "LoginState",
     "Platform", "ResourceLink", "ToolSession", "UsedNonce", "User",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import select
@@ -13,10 +14,13 @@ from lti_tool.launch.models import Platform
 from lti_tool.launch.urls import origin_of
 
 
-def get_db() -> Session:
-    """One session (and one transaction) per request."""
+def get_db(*, write: bool | None = None) -> Session:
+    """One session (and one transaction) per request. Requests that change
+    something (POST and friends, or `write=True`) start as writers."""
     if "db" not in g:
-        g.db = session_factory(current_app.config["SETTINGS"].database_url)()
+        if write is None:
+            write = request.method not in ("GET", "HEAD", "OPTIONS")
+        g.db = session_factory(current_app.config["SETTINGS"].database_url, write=write)()
     return g.db
 
 
@@ -33,8 +37,18 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
+_origins_cache: dict[str, tuple[float, list[str]]] = {}
+ORIGINS_TTL = 30.0
+
+
 def registered_origins(db: Session) -> list[str]:
-    """Origins of every active registration: who may frame pre-session pages."""
+    """Origins of every active registration: who may frame pre-session pages.
+    Cached per process for a few seconds (the database stays the truth)."""
+    url = str(db.get_bind().url)
+    cached = _origins_cache.get(url)
+    now = time.monotonic()
+    if cached and now - cached[0] < ORIGINS_TTL:
+        return cached[1]
     origins: set[str] = set()
     for row in db.execute(select(Platform.auth_login_url, Platform.jwks_url,
                                  Platform.issuer).where(Platform.active.is_(True))):
@@ -42,7 +56,9 @@ def registered_origins(db: Session) -> list[str]:
             origin = origin_of(url)
             if origin:
                 origins.add(origin)
-    return sorted(origins)
+    result = sorted(origins)
+    _origins_cache[url] = (now, result)
+    return result
 
 
 def security_headers(response):

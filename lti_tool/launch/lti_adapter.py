@@ -4,21 +4,15 @@ gets right (restoring a launch, AGS/NRPS/deep-linking service objects)."""
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
 from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskRequest
 from pylti1p3.deployment import Deployment as LtiDeployment
-from pylti1p3.launch_data_storage.base import LaunchDataStorage
 from pylti1p3.registration import Registration
-from pylti1p3.session import SessionService
 from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy.orm import Session
 
 from lti_tool.launch.keys import KeySet
-from lti_tool.launch.models import CacheEntry, Platform
+from lti_tool.launch.models import Platform
 from lti_tool.launch.registrations import find_deployment, find_platforms
-from lti_tool.timeutil import aware, utcnow
 
 
 class ToolRegistration(Registration):
@@ -81,58 +75,24 @@ class DbToolConf(ToolConfAbstract):
         return LtiDeployment().set_deployment_id(row.deployment_id)
 
 
-class DbLaunchDataStorage(LaunchDataStorage):
-    """pylti1p3's launch cache in the database: any worker can restore it."""
-
-    _session_cookie_name = None
-
-    def __init__(self, session: Session):
-        super().__init__()
-        self.session = session
-
-    def can_set_keys_expiration(self) -> bool:
-        return True
-
-    def get_value(self, key):
-        row = self.session.get(CacheEntry, self._prepare_key(key))
-        if row is None or aware(row.expires_at) < utcnow():
-            return None
-        return json.loads(row.value)
-
-    def set_value(self, key, value, exp=None):
-        key = self._prepare_key(key)
-        expires = utcnow() + timedelta(seconds=exp or 86400)
-        row = self.session.get(CacheEntry, key)
-        if row is None:
-            self.session.add(CacheEntry(key=key, value=json.dumps(value), expires_at=expires))
-        else:
-            row.value, row.expires_at = json.dumps(value), expires
-
-    def check_value(self, key):
-        return self.get_value(key) is not None
-
-
-def _session_service(storage: DbLaunchDataStorage) -> SessionService:
-    service = SessionService.__new__(SessionService)
-    service.set_data_storage(storage)
-    return service
-
-
-def save_launch(session: Session, launch_id: str, claims: dict, lifetime: int) -> None:
-    service = _session_service(DbLaunchDataStorage(session))
-    service.set_launch_data_lifetime(lifetime)
-    service.save_launch_data(launch_id, claims)
-
-
-def restore_launch(session: Session, keyset: KeySet, launch_id: str) -> FlaskMessageLaunch:
-    """The pylti1p3 message launch saved at launch time (for services)."""
-    storage = DbLaunchDataStorage(session)
+def restore_launch(session: Session, keyset: KeySet, claims: dict) -> FlaskMessageLaunch:
+    """The pylti1p3 message launch for claims verified earlier (for services).
+    Validation already happened in Pathwise's own pipeline; this only binds
+    the claims to the database-backed registration and the tool's keys."""
     request = FlaskRequest(cookies={}, session={}, request_data={"state": ""},
                            request_is_secure=True)
-    return FlaskMessageLaunch.from_cache(
-        launch_id, request, DbToolConf(session, keyset),
-        session_service=_session_service(storage), cookie_service=_NoCookies(),
-        launch_data_storage=storage)
+    launch = FlaskMessageLaunch(request, DbToolConf(session, keyset),
+                                session_service=_NoSessionService(),
+                                cookie_service=_NoCookies())
+    return launch.set_auto_validation(enable=False).set_jwt({"body": claims}) \
+        .set_restored().validate_registration()
+
+
+class _NoSessionService:
+    """pylti1p3 keeps nothing in a session: Pathwise owns state and launches."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"pylti1p3 session service used ({name}) after a Pathwise launch")
 
 
 class _NoCookies:

@@ -101,16 +101,6 @@ class KeySetCache(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class CacheEntry(Base):
-    """Small expiring key/value store (launch data for pylti1p3, etc.)."""
-
-    __tablename__ = "cache_entry"
-
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
 class ToolSession(Base):
     """The tool session after a launch, referenced by a short-lived signed
     token carried on links and forms (no third-party cookie needed)."""
@@ -130,9 +120,11 @@ class ToolSession(Base):
     role: Mapped[str] = mapped_column(String(20))
     role_notice: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message_type: Mapped[str] = mapped_column(String(60))
-    launch_id: Mapped[str] = mapped_column(String(80))
     return_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     # Origins allowed to frame the tool for this session (CSP frame-ancestors).
     frame_origins: Mapped[list] = mapped_column(JSON, default=list)
+    # The verified launch claims: services (AGS, NRPS, deep linking) are
+    # rebuilt from them through pylti1p3 in any process.
+    launch_claims: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

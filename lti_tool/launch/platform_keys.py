@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 import requests
@@ -99,15 +99,28 @@ class PlatformKeys:
         self.timeout = timeout
         self.default_ttl = default_ttl
         self.refetch_interval = refetch_interval
+        # A per-process copy of the shared database cache, until it expires.
+        self._memory: dict[tuple[int, str], tuple[datetime, dict]] = {}
 
     def public_key(self, session: Session, platform: Platform, kid: str):
         """The RSA public key for `kid`, or a LaunchError (401 unknown kid,
         503 when the LMS's keys cannot be had and none is cached)."""
         now = utcnow()
+        memory_key = (platform.id, platform.jwks_url)
+        remembered = self._memory.get(memory_key)
+        if remembered and remembered[0] > now:
+            jwk = _find(remembered[1], kid)
+            if jwk:
+                return _parse(platform.id, kid, jwk)
+        return self._from_database(session, platform, kid, now)
+
+    def _from_database(self, session: Session, platform: Platform, kid: str, now: datetime):
+        memory_key = (platform.id, platform.jwks_url)
         row = session.get(KeySetCache, platform.id)
         cached = json.loads(row.jwks) if row else None
         fresh = row is not None and aware(row.expires_at) > now
         if cached and fresh:
+            self._memory[memory_key] = (aware(row.expires_at), cached)
             jwk = _find(cached, kid)
             if jwk:
                 return _parse(platform.id, kid, jwk)
@@ -129,6 +142,7 @@ class PlatformKeys:
                {"platform_id": platform.id, "jwks": json.dumps(jwks), "fetched_at": now,
                 "expires_at": expires}, ["jwks", "fetched_at", "expires_at"],
                returning_id=False)
+        self._memory[memory_key] = (expires, jwks)
         jwk = _find(jwks, kid)
         if not jwk:
             raise self._unknown(platform, kid)

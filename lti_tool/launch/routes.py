@@ -16,7 +16,6 @@ from lti_tool.courses.service import record_launch
 from lti_tool.launch import keys as tool_keys
 from lti_tool.launch.errors import LaunchError
 from lti_tool.launch.login import STORAGE_TARGET, begin_login, state_cookie_name
-from lti_tool.launch.lti_adapter import save_launch
 from lti_tool.launch.models import Platform
 from lti_tool.launch.roles import TEACHER, decide
 from lti_tool.launch.tool_session import COOKIE, create_session
@@ -69,7 +68,7 @@ def _unavailable_on_database_error(view):
 @bp.route("/lti/login", methods=["GET", "POST"])
 @_unavailable_on_database_error
 def login():
-    db = get_db()
+    db = get_db(write=True)
     settings = services().settings
     try:
         result = begin_login(db, _params(), settings)
@@ -169,8 +168,6 @@ def launch():
             "Only teachers can add Pathwise content to a course.",
             "Ask your teacher to add the activity."), "launch")
     record = record_launch(db, verified.platform, verified.deployment, message, decision)
-    launch_id = "lti1p3-launch-" + secrets.token_urlsafe(24)
-    save_launch(db, launch_id, verified.claims, lifetime=86400)
     notice = None if decision.recognised else (
         "Your LMS did not send a course role Pathwise knows, so you see the student view.")
     trusted = _trusted_origins(verified)
@@ -178,7 +175,7 @@ def launch():
         db, platform_id=verified.platform.id, deployment_pk=verified.deployment.id,
         user_id=record.user_id, course_id=record.course_id,
         resource_link_pk=record.resource_link_pk, role=decision.role, role_notice=notice,
-        message_type=message.message_type, launch_id=launch_id,
+        message_type=message.message_type, launch_claims=verified.claims,
         return_url=message.return_url if origin_of(message.return_url or "") in trusted else None,
         frame_origins=trusted)
     db.commit()

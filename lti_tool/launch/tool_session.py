@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Course, ResourceLink, User
@@ -71,12 +72,18 @@ def load_session(session: Session, tokens: SessionTokens, token: str | None
     session_id = tokens.read(token)
     if session_id is None:
         return None
-    row = session.get(ToolSession, session_id)
-    if row is None or aware(row.expires_at) < utcnow():
+    # One query for the session and everything a page shows about it.
+    found = session.execute(
+        select(ToolSession, User, Course, ResourceLink)
+        .join(User, User.id == ToolSession.user_id)
+        .outerjoin(Course, Course.id == ToolSession.course_id)
+        .outerjoin(ResourceLink, ResourceLink.id == ToolSession.resource_link_pk)
+        .where(ToolSession.id == session_id)).one_or_none()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
-    course = session.get(Course, row.course_id) if row.course_id else None
-    link = session.get(ResourceLink, row.resource_link_pk) if row.resource_link_pk else None
+    row, user, course, link = found
+    if aware(row.expires_at) < utcnow():
+        return None
     # A fresh token on every page keeps an active person signed in while an
     # idle page's token still expires.
     return CurrentSession(row=row, user=user, course=course, resource_link=link,

@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 
 import jwt
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lti_tool.config import Settings
+from lti_tool.db import insert_ignore
 from lti_tool.launch.claims import LaunchMessage, check_token_claims, parse_message
 from lti_tool.launch.errors import (
     LaunchError,
@@ -89,7 +89,8 @@ class LaunchValidator:
         row = self.load_state(session, state)
         if cookie_state and hmac.compare_digest(cookie_state, row.state):
             return row.auth_url
-        self._consume_state(session, state)
+        # Nothing is written: without the cookie nobody can finish this state,
+        # and it expires by itself (this step stays a read-only request).
         raise LaunchError("COOKIES_BLOCKED", 200, COOKIE_HELP,
                           "Continue in a new window to open the activity.",
                           new_window_url=new_window_url(self.settings, row.login_params or {}))
@@ -100,7 +101,9 @@ class LaunchValidator:
         the platform offered its storage at login, it is preferred over the
         state cookie (which stays the fallback, then the new window)."""
         state = form.get("state") or ""
-        if form.get("pathwise_storage_checked") or not state or not form.get("id_token"):
+        # Platforms that offer storage say so again in the launch POST.
+        if not form.get("lti_storage_target") or form.get("pathwise_storage_checked") \
+                or not state or not form.get("id_token"):
             return None
         row = session.get(LoginState, state)
         if row is None or row.used_at is not None or not row.binding_hash \
@@ -120,13 +123,28 @@ class LaunchValidator:
             raise unauthorized("STATE_EXPIRED", "This launch took too long and expired.")
         return row
 
-    def _consume_state(self, session: Session, state: str) -> None:
-        result = session.execute(
-            update(LoginState).where(LoginState.state == state, LoginState.used_at.is_(None))
-            .values(used_at=utcnow()))
-        if result.rowcount != 1:
+    def _claim_state(self, session: Session, state: str):
+        """Mark the state used and return it, in one atomic statement: of two
+        concurrent posts of the same launch, exactly one gets the row."""
+        now = utcnow()
+        row = session.execute(
+            update(LoginState)
+            .where(LoginState.state == state, LoginState.used_at.is_(None),
+                   LoginState.expires_at > now)
+            .values(used_at=now)
+            .returning(LoginState.state, LoginState.nonce, LoginState.platform_id,
+                       LoginState.lti_deployment_id, LoginState.login_params,
+                       LoginState.binding_hash)).one_or_none()
+        if row is None:
+            self.load_state(session, state)  # raises the precise reason
             raise unauthorized("STATE_ALREADY_USED",
                                "This launch was already used; relaunch from your course.")
+        return row
+
+    def _release_state(self, session: Session, state: str) -> None:
+        """Give the state back when the failure was ours to retry (503)."""
+        session.execute(update(LoginState).where(LoginState.state == state)
+                        .values(used_at=None))
 
     def _check_binding(self, row: LoginState, cookie_state: str | None,
                        storage_secret: str | None) -> None:
@@ -165,30 +183,16 @@ class LaunchValidator:
                               "Open the activity from your course again.")
         header, unverified = split_token(id_token)
 
-        row = self.load_state(session, state)
+        row = self._claim_state(session, state)
         platform = session.get(Platform, row.platform_id)
         if platform is None or not platform.active:
             raise forbidden("PLATFORM_DISABLED", "This LMS registration has been disabled.")
         try:
             self._check_binding(row, cookie_state, storage_secret)
-        except LaunchError:
-            self._consume_state(session, state)
-            raise
-
-        if header.get("alg") != "RS256":
-            self._consume_state(session, state)
-            raise unauthorized("JWT_ALG_NOT_ALLOWED",
-                               f"Tokens signed with {str(header.get('alg'))[:20]!r} are not "
-                               "accepted; LTI launches must use RS256.")
-        kid = header.get("kid")
-        if not kid or not isinstance(kid, str):
-            self._consume_state(session, state)
-            raise unauthorized("JWT_KID_MISSING", "The launch token does not name its key (kid).")
-        try:
-            key = self.platform_keys.public_key(session, platform, kid)
+            key = self._platform_key(session, platform, header)
         except LaunchError as exc:
-            if exc.status != 503:   # 503: keep the state, the person can retry
-                self._consume_state(session, state)
+            if exc.status == 503:   # the LMS's keys were unreachable: the person can retry
+                self._release_state(session, state)
             raise
         try:
             jwt.decode(id_token, key, algorithms=["RS256"],
@@ -197,15 +201,12 @@ class LaunchValidator:
                                 "verify_aud": False, "verify_iss": False,
                                 "verify_sub": False, "verify_jti": False})
         except jwt.InvalidSignatureError:
-            self._consume_state(session, state)
             raise unauthorized("JWT_SIGNATURE_INVALID",
                                "The launch token's signature is not valid.") from None
         except jwt.InvalidTokenError:
-            self._consume_state(session, state)
             raise bad_request("INVALID_JWT", "The id_token could not be decoded.") from None
 
         # Authentic from here on: the state is used up, whatever follows.
-        self._consume_state(session, state)
         claims = unverified
         now = utcnow()
         check_token_claims(claims, issuer=platform.issuer, client_id=platform.client_id,
@@ -237,15 +238,22 @@ class LaunchValidator:
         return VerifiedLaunch(platform=platform, deployment=deployment, message=message,
                               claims=claims)
 
+    def _platform_key(self, session: Session, platform: Platform, header: dict):
+        if header.get("alg") != "RS256":
+            raise unauthorized("JWT_ALG_NOT_ALLOWED",
+                               f"Tokens signed with {str(header.get('alg'))[:20]!r} are not "
+                               "accepted; LTI launches must use RS256.")
+        kid = header.get("kid")
+        if not kid or not isinstance(kid, str):
+            raise unauthorized("JWT_KID_MISSING", "The launch token does not name its key (kid).")
+        return self.platform_keys.public_key(session, platform, kid)
+
     def _use_nonce(self, session: Session, platform: Platform, nonce: str, exp, now) -> None:
         keep_until = max(datetime.fromtimestamp(float(exp), tz=timezone.utc),
                          now + timedelta(seconds=self.settings.state_ttl)) \
             + timedelta(seconds=self.settings.clock_leeway)
-        try:
-            with session.begin_nested():
-                session.add(UsedNonce(nonce=nonce, platform_id=platform.id,
-                                      expires_at=keep_until))
-        except IntegrityError:
+        inserted = insert_ignore(session, UsedNonce, ["nonce"], {
+            "nonce": nonce, "platform_id": platform.id, "expires_at": keep_until})
+        if not inserted:
             raise unauthorized("NONCE_REPLAYED",
-                               "This launch was already used; relaunch from your course.") \
-                from None
+                               "This launch was already used; relaunch from your course.")

@@ -274,11 +274,12 @@ def test_launch_is_restorable_through_pylti1p3(client, canvas, app, database_url
     response, _ = launch(client, canvas, **{
         "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": ags})
     assert response.status_code == 303
-    with get_engine(database_url).connect() as conn:
-        launch_id = conn.execute(sa.text("SELECT launch_id FROM tool_session")).scalar_one()
+    from lti_tool.launch.models import ToolSession
+
     keyset = keys.load(app.config["SETTINGS"].keys_dir)
     with session_scope(database_url) as session:
-        restored = restore_launch(session, keyset, launch_id)
+        row = session.scalars(sa.select(ToolSession)).one()
+        restored = restore_launch(session, keyset, row.launch_claims)
         assert restored.has_ags() and restored.has_nrps()
         assert restored.get_launch_data()["sub"]
         registration = restored._registration

@@ -1,0 +1,62 @@
+"""`python -m lti_tool.sandbox --flavor canvas|moodle --port P --tool-url URL [--host H]`
+[--db PATH]
+
+Thin on purpose: `lti-tool sandbox` (the tool's CLI) wires the real command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from werkzeug.serving import make_server
+
+from . import create_sandbox_app, registration_args, seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lti_tool.sandbox", description="Run the sandbox LMS."
+    )
+    parser.add_argument("--flavor", choices=["canvas", "moodle"], default="canvas")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5100)
+    parser.add_argument("--tool-url", default="http://localhost:5000", help="the tool's base URL")
+    parser.add_argument(
+        "--base-url", default=None, help="the sandbox's public URL (default http://HOST:PORT)"
+    )
+    parser.add_argument(
+        "--db", default=None, help="SQLite file (default instance/sandbox-FLAVOR.db)"
+    )
+    parser.add_argument(
+        "--key", default=None, help="PEM signing key (default next to the database)"
+    )
+    args = parser.parse_args(argv)
+
+    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    base_url = args.base_url or f"http://{host_for_url}:{args.port}"
+    db_path = args.db or f"instance/sandbox-{args.flavor}.db"
+    app = create_sandbox_app(
+        flavor=args.flavor,
+        base_url=base_url,
+        tool_url=args.tool_url,
+        db_path=db_path,
+        key_path=args.key,
+    )
+    seed(app)
+    print(f"Sandbox LMS ({args.flavor}) at {base_url}/", file=sys.stderr)
+    print("Register it with the tool:", file=sys.stderr)
+    print("  lti-tool " + shlex.join(registration_args(app)), file=sys.stderr)
+    server = make_server(args.host, args.port, app, threaded=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
