@@ -28,8 +28,10 @@ run: $(STAMP)
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
+# Twice: the LMS on loopback, and an LMS 50 ms away as over the internet.
 bench: $(STAMP)
-	$(PY) benchmarks/launch.py
+	$(PY) benchmarks/launch.py --out benchmarks/results/launch-local.json
+	$(PY) benchmarks/launch.py --platform-latency-ms 50 --out benchmarks/results/launch-remote.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lti_tool tests benchmarks

@@ -365,7 +365,8 @@ def report(results: dict, config: dict) -> tuple[str, dict]:
     lines = [
         f"Launch benchmark: {config['cpus']} CPUs, {config['workers']} gunicorn workers x "
         f"{THREADS} threads (gthread) each; {config['launches']} sequential launches, "
-        f"{config['concurrency']} concurrent clients; tool database: {config['database']}",
+        f"{config['concurrency']} concurrent clients; tool database: {config['database']}; "
+        f"LMS JWKS latency: {config['platform_latency_ms']:g} ms",
         "",
         f"{'':28}{'tool':>10}{'baseline':>10}{'tool/baseline':>15}",
     ]
@@ -421,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool-database-url", default=None,
                         help="an empty database for the tool, e.g. PostgreSQL (default: "
                              "a fresh SQLite file, the embedded mode)")
+    parser.add_argument("--platform-latency-ms", type=float, default=0.0,
+                        help="delay of the LMS's JWKS endpoint, modelling an LMS reached over "
+                             "the internet rather than on loopback (default 0)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "launch.json",
                         help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -430,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
               "throughput_launches": args.throughput_launches,
               "max_seconds": args.max_seconds, "warmup": args.warmup,
               "python": pyplatform.python_version(), "machine": pyplatform.machine(),
-              "database": _database_kind(args.tool_database_url)}
+              "database": _database_kind(args.tool_database_url),
+              "platform_latency_ms": args.platform_latency_ms}
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -440,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     targets: list[Target] = []
     jwks = JwksServer()
+    jwks.latency = args.platform_latency_ms / 1000
     with tempfile.TemporaryDirectory(prefix="pathwise-bench-") as tmp:
         try:
             root = Path(tmp)

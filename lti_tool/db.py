@@ -52,14 +52,52 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 WRITE_OPTION = "pathwise_write"
 
 
-def _sqlite_begin(conn) -> None:
-    # A WAL read transaction that later writes fails at once (no busy wait)
-    # when another process committed in between, so a unit of work that will
-    # write takes the write lock up front; reads stay concurrent.
-    if conn.get_execution_options().get(WRITE_OPTION):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+class _WriterQueue:
+    """Orders SQLite writers of every process through an flock on a file next
+    to the database. SQLite's own busy handler polls with sleeps of up to
+    100 ms, leaving the lock idle while waiters sleep; the kernel wakes the
+    next flock waiter the moment the previous writer is done."""
+
+    def __init__(self, db_path: str):
+        self.path = db_path + ".writer-lock"
+
+    def acquire(self, conn) -> None:
+        import fcntl
+
+        fh = open(self.path, "a")  # noqa: SIM115 (held until the transaction ends)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        conn.info["pathwise_writer_lock"] = fh
+
+    @staticmethod
+    def release(conn) -> None:
+        import fcntl
+
+        fh = conn.info.pop("pathwise_writer_lock", None)
+        if fh is not None:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+def _sqlite_begin_for(queue: _WriterQueue | None):
+    def begin(conn) -> None:
+        # A WAL read transaction that later writes fails at once (no busy
+        # wait) when another process committed in between, so a unit of work
+        # that will write takes the write lock up front; reads stay concurrent.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            if queue is not None:
+                queue.acquire(conn)
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _WriterQueue.release(conn)
+                raise
+        else:
+            conn.exec_driver_sql("BEGIN")
+    return begin
+
+
+def _sqlite_end(conn) -> None:
+    _WriterQueue.release(conn)
 
 
 def get_engine(url: str) -> Engine:
@@ -75,7 +113,10 @@ def get_engine(url: str) -> Engine:
                 engine = create_engine(url, connect_args={"timeout": 15,
                                                           "isolation_level": None})
                 event.listen(engine, "connect", _sqlite_pragmas)
-                event.listen(engine, "begin", _sqlite_begin)
+                queue = _WriterQueue(path) if path and path != ":memory:" else None
+                event.listen(engine, "begin", _sqlite_begin_for(queue))
+                event.listen(engine, "commit", _sqlite_end)
+                event.listen(engine, "rollback", _sqlite_end)
             else:
                 engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
             _engines[url] = engine

@@ -186,6 +186,10 @@ def launch():
            resource_link_id=(message.resource_link or {}).get("id"))
     token = svc.tokens.issue(row.id)
     response = redirect(url_for("pages.home", t=token), code=303)
+    # The state cookie has done its job; do not let them pile up in the browser.
+    secure = settings.base_url.startswith("https://")
+    response.delete_cookie(state_cookie_name(state, secure), path="/", secure=True,
+                           httponly=True, samesite="None", partitioned=True)
     response.set_cookie(COOKIE, token, max_age=settings.session_ttl, secure=True,
                         httponly=True, samesite="None", partitioned=True, path="/")
     return response

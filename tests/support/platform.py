@@ -42,6 +42,7 @@ class JwksServer:
         self.jwks: dict = {"keys": []}
         self.mode = "ok"          # ok | error | html | huge | slow
         self.cache_control = "max-age=300"
+        self.latency = 0.0        # seconds: models an LMS across the internet
         self.requests = 0
         self.server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/jwks"
@@ -51,6 +52,8 @@ class JwksServer:
     @Request.application
     def _app(self, request: Request) -> Response:
         self.requests += 1
+        if self.latency:
+            time.sleep(self.latency)
         if self.mode == "error":
             return Response("boom", status=500)
         if self.mode == "html":
