@@ -92,13 +92,6 @@ class LaunchMessage:
     deep_linking_settings: dict | None
     custom: dict = field(default_factory=dict)
 
-    @property
-    def display_name(self) -> str:
-        if self.name:
-            return self.name
-        joined = " ".join(p for p in (self.given_name, self.family_name) if p)
-        return joined or self.email or "there"
-
 
 def _optional_str(claims: dict, key: str, limit: int = 500) -> str | None:
     value = claims.get(key)
@@ -117,7 +110,7 @@ def parse_message(claims: dict) -> LaunchMessage:
     message_type = claims.get(MESSAGE_TYPE)
     if not message_type:
         raise invalid_message("LTI_MESSAGE_TYPE_MISSING", "The launch has no message type.")
-    if message_type not in SUPPORTED_MESSAGES:
+    if not isinstance(message_type, str) or message_type not in SUPPORTED_MESSAGES:
         raise invalid_message("LTI_MESSAGE_TYPE_UNSUPPORTED",
                               f"Pathwise does not handle {str(message_type)[:60]!r} messages.")
     deployment_id = _id_string(claims.get(DEPLOYMENT_ID), "deployment ID",

@@ -249,8 +249,11 @@ class LaunchValidator:
         return self.platform_keys.public_key(session, platform, kid)
 
     def _use_nonce(self, session: Session, platform: Platform, nonce: str, exp, now) -> None:
-        keep_until = max(datetime.fromtimestamp(float(exp), tz=timezone.utc),
-                         now + timedelta(seconds=self.settings.state_ttl)) \
+        # Keep the nonce while its token could be valid (exp is bounded: a
+        # token may claim any expiry, the table should not keep it forever).
+        horizon = now.timestamp() + 86400
+        expires = datetime.fromtimestamp(min(float(exp), horizon), tz=timezone.utc)
+        keep_until = max(expires, now + timedelta(seconds=self.settings.state_ttl)) \
             + timedelta(seconds=self.settings.clock_leeway)
         inserted = insert_ignore(session, UsedNonce, ["nonce"], {
             "nonce": nonce, "platform_id": platform.id, "expires_at": keep_until})
