@@ -53,6 +53,15 @@ def _current_member(conn: sqlite3.Connection, course_id: int) -> dict[str, Any] 
     return None
 
 
+def _course_and_member(conn: sqlite3.Connection, course_id: int
+                       ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The course (404 when unknown) and the signed-in person's membership in it."""
+    course_row = storage.get_course(conn, course_id)
+    if course_row is None:
+        abort(404)
+    return course_row, _current_member(conn, course_id)
+
+
 def _dl_placements() -> list[str]:
     return list(CANVAS_DL_PLACEMENTS) if ctx().is_canvas else [MOODLE_DL_PLACEMENT]
 
@@ -94,10 +103,7 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
     @bp.route("/courses/<int:course_id>")
     def course(course_id: int) -> Any:
         conn = db()
-        course_row = storage.get_course(conn, course_id)
-        if course_row is None:
-            abort(404)
-        me = _current_member(conn, course_id)
+        course_row, me = _course_and_member(conn, course_id)
         if me is None:
             return redirect(url_for("sandbox_pages.home"))
         links = storage.course_resource_links(conn, course_id)
@@ -116,10 +122,7 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
     ) -> Any:
         sb = ctx()
         conn = db()
-        course_row = storage.get_course(conn, course_id)
-        if course_row is None:
-            abort(404)
-        me = _current_member(conn, course_id)
+        course_row, me = _course_and_member(conn, course_id)
         if me is None:
             return redirect(url_for("sandbox_pages.home"))
         if message_type == DEEP_LINKING_REQUEST and me["role"] != "teacher":
