@@ -13,13 +13,21 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Debian's Chromium for the browser tests (never a downloaded browser build).
+# Debian's Chromium for the browser tests (never a downloaded browser build),
+# and axe-core from npm (package-lock.json) for their accessibility checks.
 browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	      || echo "warning: could not install chromium; browser tests will not run"; \
 	  else echo "note: /usr/bin/chromium missing and not root; browser tests will be skipped"; fi; \
+	fi
+	@if [ ! -f node_modules/axe-core/axe.min.js ]; then \
+	  if command -v npm >/dev/null 2>&1; then \
+	    if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; \
+	    else npm install --no-audit --no-fund; fi \
+	      || echo "warning: npm could not install axe-core; accessibility checks will not run"; \
+	  else echo "note: npm missing; node_modules/axe-core absent, accessibility checks will be skipped"; fi; \
 	fi
 
 run: $(STAMP)
