@@ -39,3 +39,14 @@ def test_embedded_defaults(tmp_path, monkeypatch):
     # The generated secret is kept, so every process of the install agrees.
     assert create_app({"instance_path": tmp_path}).config["SECRET_KEY"] == settings.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_login_with_the_database_down_is_a_503_not_a_500(tmp_path, tool_keys_dir):
+    app = create_app({"instance_path": tmp_path, "keys_dir": tool_keys_dir,
+                      "database_url": "postgresql://nobody@127.0.0.1:1/none"})
+    response = app.test_client().post("/lti/login", data={
+        "iss": "https://lms.example", "login_hint": "u",
+        "target_link_uri": "http://localhost:5000/lti/launch"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert 'data-error-code="SERVICE_UNAVAILABLE"' in response.get_data(as_text=True)
