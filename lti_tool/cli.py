@@ -75,6 +75,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
     args = [sys.executable, "-m", "gunicorn", "--workers", str(count),
             "--worker-class", "gthread", "--threads", "4",
             "--bind", f"{host}:{port}", "--access-logfile", "-",
+            # One control socket per user by default: several `serve` processes
+            # on one machine would fight over it.
+            "--no-control-socket",
             "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             "lti_tool.wsgi:app"]
     os.execv(sys.executable, args)
