@@ -198,7 +198,7 @@ def insert_ignore(session: Session, model, conflict: list[str], values: dict) ->
             .on_conflict_do_nothing(index_elements=conflict) \
             .returning(getattr(model, conflict[0]))
         _upserts[key] = stmt
-    return session.execute(stmt, values).first() is not None
+    return session.connection().execute(stmt, values).first() is not None
 
 
 def upsert(session: Session, model, conflict: list[str], values: dict,
@@ -216,5 +216,6 @@ def upsert(session: Session, model, conflict: list[str], values: dict,
         if returning_id:
             stmt = stmt.returning(model.id)
         _upserts[key] = stmt
-    result = session.execute(stmt, values)
+    # Core statements on the session's connection: no ORM bookkeeping needed.
+    result = session.connection().execute(stmt, values)
     return result.scalar_one() if returning_id else None

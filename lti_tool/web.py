@@ -44,7 +44,7 @@ ORIGINS_TTL = 30.0
 def registered_origins(db: Session) -> list[str]:
     """Origins of every active registration: who may frame pre-session pages.
     Cached per process for a few seconds (the database stays the truth)."""
-    url = str(db.get_bind().url)
+    url = current_app.config["SETTINGS"].database_url
     cached = _origins_cache.get(url)
     now = time.monotonic()
     if cached and now - cached[0] < ORIGINS_TTL:
@@ -66,7 +66,8 @@ def security_headers(response):
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if response.mimetype == "text/html":
+    # Redirects show nothing that could be framed: no policy to compute.
+    if response.mimetype == "text/html" and not 300 <= response.status_code < 400:
         ancestors = g.get("frame_ancestors")
         if ancestors is None:
             try:

@@ -127,7 +127,7 @@ class LaunchValidator:
         """Mark the state used and return it, in one atomic statement: of two
         concurrent posts of the same launch, exactly one gets the row."""
         now = utcnow()
-        row = session.execute(
+        row = session.connection().execute(
             update(LoginState)
             .where(LoginState.state == state, LoginState.used_at.is_(None),
                    LoginState.expires_at > now)
