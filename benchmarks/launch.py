@@ -41,6 +41,7 @@ from tests.support.http_launch import (  # noqa: E402
     LaunchResult,
     ServerProcess,
     free_port,
+    tool_env,
 )
 from tests.support.platform import JwksServer, TestPlatform, canvas_flavor, rsa_key  # noqa: E402
 
@@ -191,11 +192,8 @@ def start_tool(root: Path, jwks: JwksServer, workers: int,
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = _clean_env()
-    env.update(LTI_TOOL_INSTANCE_PATH=str(root / "instance"),
-               LTI_TOOL_KEYS_DIR=str(root / "keys"),
-               LTI_TOOL_DATABASE_URL=database_url
-               or f"sqlite:///{root / 'instance' / 'pathwise.sqlite3'}",
-               LTI_TOOL_BASE_URL=base_url)
+    env.update((k, v) for k, v in tool_env(root, base_url, database_url).items()
+               if k.startswith("LTI_TOOL_"))
     cli = [sys.executable, "-m", "lti_tool.cli"]
     _run([*cli, "init"], env)
     platform = TestPlatform(canvas_flavor(), jwks, base_url)

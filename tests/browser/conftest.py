@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.http_launch import ServerProcess, free_port
+from tests.support.http_launch import ServerProcess, free_port, tool_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -77,15 +77,6 @@ class Stack:
     server: ServerProcess
 
 
-def _tool_env(root: Path, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_TOOL_")}
-    env.update(LTI_TOOL_INSTANCE_PATH=str(root / "instance"),
-               LTI_TOOL_KEYS_DIR=str(root / "keys"),
-               LTI_TOOL_DATABASE_URL=f"sqlite:///{root / 'instance' / 'pathwise.sqlite3'}",
-               LTI_TOOL_BASE_URL=base_url)
-    return env
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`lti-tool init`, both sandboxes registered through the same code path as
@@ -98,7 +89,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("browser-stack")
     port = free_port()
     tool_url = f"http://localhost:{port}"
-    env = _tool_env(root, tool_url)
+    env = tool_env(root, tool_url)
     done = subprocess.run([sys.executable, "-m", "lti_tool.cli", "init"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"lti-tool init:\n{done.stdout}{done.stderr}"

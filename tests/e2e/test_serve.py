@@ -8,19 +8,23 @@ other, and key rotation reaches every worker without a restart."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.http_launch import HttpLauncher, ServerProcess, error_code, free_port
+from tests.support.http_launch import (
+    HttpLauncher,
+    ServerProcess,
+    error_code,
+    free_port,
+    tool_env,
+)
 from tests.support.platform import JwksServer, TestPlatform, canvas_flavor, moodle_flavor
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
@@ -55,16 +59,6 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"lti-tool {' '.join(args)}:\n{result.stdout}{result.stderr}"
     return result
-
-
-def tool_env(root: Path, base_url: str) -> dict[str, str]:
-    """The operator's environment: a clean slate, nothing inherited from ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_TOOL_")}
-    env.update(LTI_TOOL_INSTANCE_PATH=str(root / "instance"),
-               LTI_TOOL_KEYS_DIR=str(root / "keys"),
-               LTI_TOOL_DATABASE_URL=f"sqlite:///{root / 'instance' / 'pathwise.sqlite3'}",
-               LTI_TOOL_BASE_URL=base_url)
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ talking to the https deployment would.
 from __future__ import annotations
 
 import html
+import os
 import re
 import socket
 import subprocess
@@ -239,3 +240,15 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(timeout)
         self._log.close()
+
+
+def tool_env(root: Path, base_url: str, database_url: str | None = None) -> dict[str, str]:
+    """An operator's environment for a tool installed in `root`: a clean
+    slate, nothing inherited from the test run's own LTI_TOOL_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LTI_TOOL_")}
+    env.update(LTI_TOOL_INSTANCE_PATH=str(root / "instance"),
+               LTI_TOOL_KEYS_DIR=str(root / "keys"),
+               LTI_TOOL_DATABASE_URL=database_url
+               or f"sqlite:///{root / 'instance' / 'pathwise.sqlite3'}",
+               LTI_TOOL_BASE_URL=base_url)
+    return env
