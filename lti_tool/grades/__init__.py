@@ -1,0 +1,1 @@
+"""Standards, proficiency scales, evidence and mastery calculations."""
