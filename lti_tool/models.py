@@ -2,6 +2,16 @@
 
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
 from lti_tool.db import Base
+from lti_tool.grades.models import (
+    Evidence,
+    GradingPolicy,
+    MasteryOverride,
+    ReassessmentRequest,
+    Rollup,
+    ScaleLevel,
+    Standard,
+    StandardGroup,
+)
 from lti_tool.launch.models import (
     Deployment,
     KeySetCache,
@@ -12,6 +22,8 @@ from lti_tool.launch.models import (
 )
 
 __all__ = [
+    "Evidence", "GradingPolicy", "MasteryOverride", "ReassessmentRequest", "Rollup",
+    "ScaleLevel", "Standard", "StandardGroup",
     "Base", "Course", "Deployment", "Enrollment", "KeySetCache", "LoginState",
     "Platform", "ResourceLink", "ToolSession", "UsedNonce", "User",
 ]
