@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from lti_tool import web
     from lti_tool.courses.routes import bp as pages_bp
+    from lti_tool.grades.routes import bp as grades_bp
     from lti_tool.launch.routes import bp as launch_bp
     from lti_tool.services import build_services
 
@@ -37,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
     app.register_blueprint(launch_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(grades_bp)
     _register_error_pages(app)
     return app
 

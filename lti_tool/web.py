@@ -77,7 +77,8 @@ def security_headers(response):
         sources = " ".join(["'self'", *ancestors])
         response.headers["Content-Security-Policy"] = (
             f"default-src 'self'; script-src 'self' 'nonce-{csp_nonce()}'; "
-            "style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+            f"style-src 'self' 'nonce-{csp_nonce()}'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; "
             f"form-action {sources}; frame-ancestors {sources}")
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Enrollment, User
 from lti_tool.db import insert_ignore, upsert
-from lti_tool.grades import mastery
+from lti_tool.grades import charts, mastery
 from lti_tool.grades.models import (
     EVIDENCE_SOURCES,
     Evidence,
@@ -31,12 +31,8 @@ from lti_tool.timeutil import utcnow
 
 # The default proficiency scale; "No evidence" is the absence of evidence,
 # never a level. Colours carry white text at >= 4.5:1 and each has a pattern.
-DEFAULT_SCALE = (
-    (4.0, "Exceeds Mastery", "#127a3a", "solid"),
-    (3.0, "Mastery", "#2e7d9a", "stripes"),
-    (2.0, "Near Mastery", "#b36b00", "dots"),
-    (1.0, "Below Mastery", "#b3261e", "crosshatch"),
-)
+DEFAULT_SCALE = tuple((lvl.points, lvl.label, lvl.colour, lvl.pattern)
+                      for lvl in charts.DEFAULT_LEVELS)
 
 
 class GradingError(ValueError):
@@ -302,3 +298,39 @@ def parse_when(value: str | None) -> datetime:
     except ValueError:
         raise GradingError(f"{value[:30]!r} is not a date; use YYYY-MM-DD.") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def import_standards(session: Session, course_id: int, rows) -> tuple[int, int]:
+    """Create or update standards by code (groups by name); returns
+    (created, updated). `rows` are standards_io.StandardRow values."""
+    groups = {g.name: g for g in groups_of(session, course_id).values()}
+    existing = {s.code: s for s in session.scalars(
+        select(Standard).where(Standard.course_id == course_id))}
+    start = max((s.position for s in existing.values()), default=0)
+    created = updated = 0
+    for index, row in enumerate(rows):
+        group_id = None
+        if row.group:
+            group = groups.get(row.group)
+            if group is None:
+                group = StandardGroup(course_id=course_id, name=row.group,
+                                      position=len(groups))
+                session.add(group)
+                session.flush()
+                groups[row.group] = group
+            group_id = group.id
+        standard = existing.get(row.code)
+        if standard is None:
+            session.add(Standard(course_id=course_id, code=row.code, title=row.title,
+                                 description=row.description or "", group_id=group_id,
+                                 position=start + index + 1,
+                                 case_identifier=row.case_identifier))
+            created += 1
+        else:
+            standard.title, standard.description = row.title, row.description or ""
+            standard.group_id = group_id
+            if row.case_identifier:
+                standard.case_identifier = row.case_identifier
+            updated += 1
+    session.flush()
+    return created, updated

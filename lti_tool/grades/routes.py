@@ -1,0 +1,421 @@
+"""Teacher and student pages of the mastery gradebook. Thin: the work is in
+service.py (database) and mastery.py / charts.py / standards_io.py (pure)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from markupsafe import Markup
+from sqlalchemy import select
+
+from lti_tool.courses.routes import require_session
+from lti_tool.grades import charts, mastery, service, standards_io
+from lti_tool.grades.models import EVIDENCE_SOURCES, Evidence, Rollup, Standard
+from lti_tool.web import get_db
+
+bp = Blueprint("grades", __name__)
+
+
+def _chart_levels(levels) -> list[charts.Level]:
+    return [charts.Level(points=lvl.points, label=lvl.label, colour=lvl.colour,
+                         pattern=lvl.pattern) for lvl in levels]
+
+
+def _fail(exc: service.GradingError, template: str | None = None, **context):
+    get_db().rollback()
+    if exc.status == 404:
+        abort(404)
+    if template:
+        return render_template(template, error=str(exc), **context), exc.status
+    return render_template("error.html", status=exc.status, title="That did not work",
+                           text=str(exc)), exc.status
+
+
+def _gradebook_data(db, course_id: int):
+    standards = service.standards_of(db, course_id)
+    students = service.students_of(db, course_id)
+    levels = service.scale_for(db, course_id)
+    rollups = {(r.student_id, r.standard_id): r for r in db.scalars(
+        select(Rollup).where(Rollup.course_id == course_id))}
+    return standards, students, levels, rollups
+
+
+# -- teacher: gradebook ------------------------------------------------------
+@bp.route("/course/gradebook")
+@require_session(teacher=True, course=True)
+def gradebook(current):
+    db = get_db()
+    course_id = current.course.id
+    standards, students, levels, rollups = _gradebook_data(db, course_id)
+    chart_levels = _chart_levels(levels)
+    hide_empty = request.args.get("hide_empty") == "1"
+    if hide_empty:
+        with_evidence = {k for k, r in rollups.items() if r.evidence_count or r.overridden}
+        students = [s for s in students if any((s.id, st.id) in with_evidence
+                                               for st in standards)]
+        standards = [st for st in standards if any((s.id, st.id) in with_evidence
+                                                   for s in students)]
+    sort = request.args.get("sort", "name")
+    if sort.isdigit():
+        sid = int(sort)
+        students.sort(key=lambda s: -(rollups[(s.id, sid)].value
+                                      if (s.id, sid) in rollups
+                                      and rollups[(s.id, sid)].value is not None else -1))
+    summaries = {}
+    for st in standards:
+        counts = Counter()
+        missing = 0
+        for s in students:
+            r = rollups.get((s.id, st.id))
+            level = charts.level_for(r.value if r else None, chart_levels)
+            if level is None:
+                missing += 1
+            else:
+                counts[level.label] += 1
+        summaries[st.id] = Markup(charts.distribution_svg(
+            [(lvl, counts[lvl.label]) for lvl in chart_levels], missing,
+            title=f"{st.code}: students at each level", id_prefix=f"dist-{st.id}"))
+    cells = {}
+    for (student_id, standard_id), r in rollups.items():
+        cells[(student_id, standard_id)] = (r, charts.level_for(r.value, chart_levels))
+    return render_template("grades/gradebook.html", current=current, standards=standards,
+                           students=students, cells=cells, levels=chart_levels,
+                           summaries=summaries, sort=sort, hide_empty=hide_empty)
+
+
+@bp.route("/course/gradebook.csv")
+@require_session(teacher=True, course=True)
+def gradebook_csv(current):
+    db = get_db()
+    standards, students, levels, rollups = _gradebook_data(db, current.course.id)
+    chart_levels = _chart_levels(levels)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["student", "lms_id"]
+    for st in standards:
+        header += [f"{st.code} value", f"{st.code} level"]
+    writer.writerow([standards_io.defuse(v) for v in header])
+    for s in students:
+        row = [s.display_name or "", s.sub]
+        for st in standards:
+            r = rollups.get((s.id, st.id))
+            level = charts.level_for(r.value if r else None, chart_levels)
+            row += ["" if not r or r.value is None else f"{r.value:g}",
+                    level.label if level else "No evidence"]
+        writer.writerow([standards_io.defuse(v) for v in row])
+    return _csv_download(out.getvalue(), "gradebook.csv")
+
+
+# -- teacher: standards ----------------------------------------------------------
+@bp.route("/course/standards", methods=["GET", "POST"])
+@require_session(teacher=True, course=True)
+def standards(current):
+    db = get_db()
+    course_id = current.course.id
+    message = error = None
+    if request.method == "POST":
+        try:
+            rows = _rows_from_request()
+            created, updated = service.import_standards(db, course_id, rows)
+            db.commit()
+            message = f"{created} standard(s) added, {updated} updated."
+        except standards_io.StandardsImportError as exc:
+            db.rollback()
+            error = exc.errors
+        except service.GradingError as exc:
+            return _fail(exc)
+    groups = service.groups_of(db, course_id)
+    status = 400 if error else 200
+    return render_template("grades/standards.html", current=current,
+                           standards=service.standards_of(db, course_id), groups=groups,
+                           message=message, errors=error), status
+
+
+def _rows_from_request() -> list[standards_io.StandardRow]:
+    """One standard typed in the form, or an uploaded CSV or CASE file."""
+    upload = request.files.get("file")
+    if upload and upload.filename:
+        data = upload.read()
+        start = data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
+        looks_json = start in (b"{", b"[") or upload.filename.lower().endswith(".json")
+        return standards_io.parse_case(data) if looks_json else standards_io.parse_csv(data)
+    fields = {k: (request.form.get(k) or "").strip()
+              for k in ("code", "title", "description", "group")}
+    if not fields["code"] and not fields["title"]:
+        raise standards_io.StandardsImportError(
+            ["Type a code and a title, or choose a CSV or CASE file to import."])
+    line = io.StringIO()
+    csv.writer(line).writerows([["code", "title", "description", "group"],
+                                [fields["code"], fields["title"], fields["description"],
+                                 fields["group"]]])
+    return standards_io.parse_csv(line.getvalue())
+
+
+@bp.route("/course/standards.csv")
+@require_session(teacher=True, course=True)
+def standards_csv(current):
+    db = get_db()
+    groups = service.groups_of(db, current.course.id)
+    rows = [standards_io.StandardRow(code=s.code, title=s.title, description=s.description,
+                                     group=groups[s.group_id].name if s.group_id else None,
+                                     position=s.position)
+            for s in service.standards_of(db, current.course.id)]
+    return _csv_download(standards_io.to_csv(rows), "standards.csv")
+
+
+def _csv_download(text: str, filename: str) -> Response:
+    # A BOM, so spreadsheet programs read accented names as UTF-8.
+    return Response(text.encode("utf-8-sig"), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# -- teacher: evidence for the whole class on one standard ----------------------
+@bp.route("/course/standards/<int:standard_id>/evidence", methods=["GET", "POST"])
+@require_session(teacher=True, course=True)
+def class_evidence(current, standard_id: int):
+    db = get_db()
+    course_id = current.course.id
+    try:
+        standard = service.course_standard(db, course_id, standard_id)
+    except service.GradingError:
+        abort(404)
+    students = service.students_of(db, course_id)
+    levels = service.scale_for(db, course_id)
+    errors: dict[int, str] = {}
+    saved = 0
+    if request.method == "POST":
+        try:
+            when = service.parse_when(request.form.get("assessed_at"))
+        except service.GradingError as exc:
+            return _fail(exc)
+        source = request.form.get("source", "checkpoint")
+        for student in students:
+            raw = (request.form.get(f"score-{student.id}") or "").strip()
+            if not raw:
+                continue
+            try:
+                service.check_score(raw, levels)
+            except service.GradingError as exc:
+                errors[student.id] = str(exc)
+        if not errors:
+            try:
+                for student in students:
+                    raw = (request.form.get(f"score-{student.id}") or "").strip()
+                    if raw:
+                        service.record_evidence(
+                            db, course_id=course_id, student_id=student.id,
+                            standard_id=standard.id, score=raw, assessed_at=when,
+                            source=source, recorded_by=current.user.id,
+                            item_ref=request.form.get("item_ref") or None,
+                            note=request.form.get(f"note-{student.id}") or "")
+                        saved += 1
+                db.commit()
+            except service.GradingError as exc:
+                return _fail(exc)
+    rollups = {r.student_id: r for r in db.scalars(select(Rollup).where(
+        Rollup.standard_id == standard.id))}
+    status = 400 if errors else 200
+    return render_template("grades/class_evidence.html", current=current, standard=standard,
+                           students=students, levels=levels, rollups=rollups, errors=errors,
+                           saved=saved, sources=EVIDENCE_SOURCES,
+                           form=request.form if errors else {}), status
+
+
+# -- teacher: one student on one standard ---------------------------------------
+def _detail_context(db, course_id: int, student_id: int, standard_id: int):
+    standard = service.course_standard(db, course_id, standard_id)
+    student = service.course_student(db, course_id, student_id)
+    policy = service.policy_for(db, course_id)
+    levels = service.scale_for(db, course_id)
+    settings = service.settings_for(policy, levels, standard)
+    history = list(db.scalars(select(Evidence).where(
+        Evidence.student_id == student_id, Evidence.standard_id == standard_id)
+        .order_by(Evidence.assessed_at, Evidence.id)))
+    active = [e for e in history if e.superseded_by is None]
+    scores = [e.score for e in active]
+    running, so_far = [], []
+    for e in history:
+        if e.superseded_by is None:
+            so_far.append(e.score)
+        running.append(settings.rollup(so_far) if so_far else None)
+    chart_levels = _chart_levels(levels)
+    chart = Markup(charts.timeline_svg(
+        [charts.Point(when=e.assessed_at, score=e.score,
+                      label=e.source + (f": {e.item_ref}" if e.item_ref else ""),
+                      superseded=e.superseded_by is not None) for e in history],
+        running, levels=chart_levels, mastery_points=settings.mastery_points,
+        scale_min=settings.scale_min, scale_max=settings.scale_max,
+        title=f"{standard.code}: mastery over time", id_prefix=f"tl-{standard.id}"))
+    rollup = db.scalar(select(Rollup).where(Rollup.student_id == student_id,
+                                            Rollup.standard_id == standard_id))
+    kwargs = dict(mastery_points=settings.mastery_points, weight=settings.weight,
+                  n=settings.n, scale_min=settings.scale_min, scale_max=settings.scale_max)
+    return dict(
+        standard=standard, student=student, settings=settings, history=history,
+        chart=chart, rollup=rollup, levels=chart_levels,
+        level=charts.level_for(rollup.value if rollup else None, chart_levels),
+        explanation=mastery.explain(settings.method, mastery_points=settings.mastery_points,
+                                    weight=settings.weight, n=settings.n),
+        numbers=mastery.explain_with_numbers(scores, settings.method, **kwargs)
+        if scores else None,
+        next_step=mastery.to_reach_mastery(scores, settings.method, **kwargs),
+        override=service.current_override(db, student_id, standard_id),
+        sources=EVIDENCE_SOURCES)
+
+
+@bp.route("/course/students/<int:student_id>/standards/<int:standard_id>",
+          methods=["GET", "POST"])
+@require_session(teacher=True, course=True)
+def student_standard(current, student_id: int, standard_id: int):
+    db = get_db()
+    course_id = current.course.id
+    error = None
+    if request.method == "POST":
+        try:
+            if request.form.get("action") == "override":
+                service.record_override(
+                    db, course_id=course_id, student_id=student_id, standard_id=standard_id,
+                    value=request.form.get("value") or None, note=request.form.get("note"),
+                    created_by=current.user.id)
+            else:
+                service.record_evidence(
+                    db, course_id=course_id, student_id=student_id, standard_id=standard_id,
+                    score=request.form.get("score"),
+                    assessed_at=service.parse_when(request.form.get("assessed_at")),
+                    source=request.form.get("source", "observation"),
+                    recorded_by=current.user.id, item_ref=request.form.get("item_ref"),
+                    note=request.form.get("note") or "",
+                    supersedes=[int(v) for v in request.form.getlist("supersedes")
+                                if v.isdigit()])
+            db.commit()
+            return redirect(url_for("grades.student_standard", student_id=student_id,
+                                    standard_id=standard_id, t=current.token), code=303)
+        except service.GradingError as exc:
+            if exc.status == 404:
+                abort(404)
+            db.rollback()
+            error = str(exc)
+    try:
+        context = _detail_context(db, course_id, student_id, standard_id)
+    except service.GradingError:
+        abort(404)
+    return render_template("grades/student_standard.html", current=current, error=error,
+                           teacher_view=True, **context), 400 if error else 200
+
+
+# -- teacher: calculation settings ---------------------------------------------
+@bp.route("/course/settings", methods=["GET", "POST"])
+@require_session(teacher=True, course=True)
+def settings(current):
+    db = get_db()
+    course_id = current.course.id
+    policy = service.policy_for(db, course_id)
+    error = message = None
+    if request.method == "POST":
+        method = request.form.get("method", "")
+        try:
+            weight = float(request.form.get("weight") or policy.weight)
+            n = int(request.form.get("n") or policy.n)
+            mastery_points = float(request.form.get("mastery_points") or policy.mastery_points)
+            levels = service.scale_for(db, course_id)
+            mastery.validate_settings(method, mastery_points=mastery_points, weight=weight,
+                                      n=n, scale_max=max(lvl.points for lvl in levels))
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            policy.method, policy.weight, policy.n = method, weight, n
+            policy.mastery_points = mastery_points
+            count = service.recompute_course(db, course_id)
+            db.commit()
+            message = f"Saved. {count} mastery value(s) recalculated."
+    return render_template("grades/settings.html", current=current, policy=policy,
+                           methods=list(mastery.Method), error=error, message=message,
+                           explanations={m.value: mastery.explain(
+                               m.value, mastery_points=policy.mastery_points,
+                               weight=policy.weight, n=policy.n) for m in mastery.Method}
+                           ), 400 if error else 200
+
+
+# -- student -------------------------------------------------------------------
+@bp.route("/my/mastery")
+@require_session(course=True)
+def my_mastery(current):
+    db = get_db()
+    course_id = current.course.id
+    standards = service.standards_of(db, course_id)
+    levels = _chart_levels(service.scale_for(db, course_id))
+    rollups = {r.standard_id: r for r in db.scalars(select(Rollup).where(
+        Rollup.student_id == current.user.id, Rollup.course_id == course_id))}
+    rows = [(st, rollups.get(st.id),
+             charts.level_for(rollups[st.id].value if st.id in rollups else None, levels))
+            for st in standards]
+    return render_template("grades/my_mastery.html", current=current, rows=rows, levels=levels)
+
+
+@bp.route("/my/mastery/<int:standard_id>", methods=["GET", "POST"])
+@require_session(course=True)
+def my_standard(current, standard_id: int):
+    """A student's own evidence: only ever their own (the session's user)."""
+    db = get_db()
+    course_id = current.course.id
+    message = error = None
+    if request.method == "POST":
+        reflection = (request.form.get("reflection") or "").strip()
+        try:
+            service.course_standard(db, course_id, standard_id)
+            if len(reflection) < 10:
+                raise service.GradingError("Tell your teacher what you practised (a sentence "
+                                           "or two) so they can decide on a reassessment.")
+            from lti_tool.grades.models import ReassessmentRequest
+
+            db.add(ReassessmentRequest(course_id=course_id, student_id=current.user.id,
+                                       standard_id=standard_id, reflection=reflection[:2000]))
+            db.commit()
+            message = "Your request was sent to your teacher."
+        except service.GradingError as exc:
+            if exc.status == 404:
+                abort(404)
+            db.rollback()
+            error = str(exc)
+    try:
+        service.course_standard(db, course_id, standard_id)
+        context = _detail_context(db, course_id, current.user.id, standard_id)
+    except service.GradingError:
+        abort(404)
+    return render_template("grades/student_standard.html", current=current, error=error,
+                           message=message, teacher_view=False, **context), \
+        400 if error else 200
+
+
+# -- reassessment requests -------------------------------------------------------
+@bp.route("/course/reassessments", methods=["GET", "POST"])
+@require_session(teacher=True, course=True)
+def reassessments(current):
+    from lti_tool.courses.models import User
+    from lti_tool.grades.models import ReassessmentRequest
+    from lti_tool.timeutil import utcnow
+
+    db = get_db()
+    course_id = current.course.id
+    if request.method == "POST":
+        row = db.get(ReassessmentRequest, int(request.form.get("request_id", "0") or 0))
+        decision = request.form.get("decision")
+        if row is None or row.course_id != course_id:
+            abort(404)
+        if decision not in ("accepted", "declined"):
+            return _fail(service.GradingError("Choose accept or decline."))
+        row.status, row.decided_by, row.decided_at = decision, current.user.id, utcnow()
+        row.decision_note = (request.form.get("note") or "")[:2000]
+        db.commit()
+        return redirect(url_for("grades.reassessments", t=current.token), code=303)
+    rows = db.execute(
+        select(ReassessmentRequest, User, Standard)
+        .join(User, User.id == ReassessmentRequest.student_id)
+        .join(Standard, Standard.id == ReassessmentRequest.standard_id)
+        .where(ReassessmentRequest.course_id == course_id)
+        .order_by(ReassessmentRequest.status != "pending",
+                  ReassessmentRequest.created_at.desc())).all()
+    return render_template("grades/reassessments.html", current=current, rows=rows)
