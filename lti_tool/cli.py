@@ -101,6 +101,30 @@ def _check_ready(settings) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.option("--course", "course_id", type=int, default=None,
+              help="only this course (its id in Pathwise's database)")
+def recompute(course_id: int | None) -> None:
+    """Rebuild mastery rollups from evidence (every course, or one)."""
+    from sqlalchemy import select
+
+    from lti_tool.courses.models import Course
+    from lti_tool.db import session_scope
+    from lti_tool.grades.service import recompute_course
+
+    settings = _settings()
+    with session_scope(settings.database_url) as session:
+        ids = [course_id] if course_id else list(session.scalars(select(Course.id)))
+        if course_id and session.get(Course, course_id) is None:
+            raise click.ClickException(f"no course with id {course_id}")
+    total = 0
+    for cid in ids:
+        # One transaction per course: a long rebuild never blocks every course.
+        with session_scope(settings.database_url) as session:
+            total += recompute_course(session, cid)
+    click.echo(json.dumps({"courses": len(ids), "rollups": total}))
+
+
 @main.group()
 def platform() -> None:
     """Register LMS platforms and their deployments."""

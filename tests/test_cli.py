@@ -83,3 +83,11 @@ def test_keys_rotate_and_retire(cli_env):
     assert refused.exit_code == 1 and "signing key" in refused.output
     retired = json.loads(run("keys", "retire", old).output)
     assert retired["active"] == [rotated["signing"]]
+
+
+def test_recompute(cli_env):
+    run("init")
+    result = run("recompute")
+    assert result.exit_code == 0 and json.loads(result.output) == {"courses": 0, "rollups": 0}
+    missing = run("recompute", "--course", "999")
+    assert missing.exit_code == 1 and "no course with id 999" in missing.output

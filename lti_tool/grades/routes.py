@@ -12,7 +12,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from lti_tool.courses.routes import require_session
-from lti_tool.grades import charts, mastery, service, standards_io
+from lti_tool.grades import charts, evidence_io, mastery, service, standards_io
 from lti_tool.grades.models import EVIDENCE_SOURCES, Evidence, Rollup, Standard
 from lti_tool.web import get_db
 
@@ -131,7 +131,7 @@ def standards(current):
     status = 400 if error else 200
     return render_template("grades/standards.html", current=current,
                            standards=service.standards_of(db, course_id), groups=groups,
-                           message=message, errors=error), status
+                           message=message, errors=error, methods=list(mastery.Method)), status
 
 
 def _rows_from_request() -> list[standards_io.StandardRow]:
@@ -170,6 +170,88 @@ def _csv_download(text: str, filename: str) -> Response:
     # A BOM, so spreadsheet programs read accented names as UTF-8.
     return Response(text.encode("utf-8-sig"), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.route("/course/evidence/import", methods=["POST"])
+@require_session(teacher=True, course=True)
+def import_evidence(current):
+    """Evidence from a spreadsheet: all rows or none."""
+    db = get_db()
+    course_id = current.course.id
+    upload = request.files.get("file")
+    students = service.students_of(db, course_id)
+    standards = {s.code: s.id for s in service.standards_of(db, course_id)}
+    levels = service.scale_for(db, course_id)
+    try:
+        if not upload or not upload.filename:
+            raise evidence_io.EvidenceImportError(["Choose a CSV file to import."])
+        rows = evidence_io.parse_evidence_csv(
+            upload.read(), students=service.identifiers_of(students), standards=standards,
+            scale_max=max(lvl.points for lvl in levels))
+        count = service.import_evidence(db, course_id, rows, current.user.id)
+        db.commit()
+    except evidence_io.EvidenceImportError as exc:
+        db.rollback()
+        return render_template("grades/standards.html", current=current,
+                               standards=service.standards_of(db, course_id),
+                               groups=service.groups_of(db, course_id), message=None,
+                               errors=exc.errors, methods=list(mastery.Method)), 400
+    return render_template("grades/standards.html", current=current,
+                           standards=service.standards_of(db, course_id),
+                           groups=service.groups_of(db, course_id),
+                           message=f"{count} piece(s) of evidence imported.", errors=None,
+                           methods=list(mastery.Method))
+
+
+@bp.route("/course/standards/<int:standard_id>/method", methods=["POST"])
+@require_session(teacher=True, course=True)
+def standard_method(current, standard_id: int):
+    """A standard may use its own calculation instead of the course's."""
+    db = get_db()
+    try:
+        standard = service.course_standard(db, current.course.id, standard_id)
+    except service.GradingError:
+        abort(404)
+    method = request.form.get("method") or None
+    if method is not None and method not in {m.value for m in mastery.Method}:
+        return _fail(service.GradingError(f"Unknown calculation method {method[:30]!r}."))
+    standard.method = method
+    service.recompute_course(db, current.course.id)
+    db.commit()
+    return redirect(url_for("grades.standards", t=current.token), code=303)
+
+
+@bp.route("/course/standards/<int:standard_id>/groups")
+@require_session(teacher=True, course=True)
+def regroup(current, standard_id: int):
+    """Live groups of students at each level of one standard, to act on."""
+    db = get_db()
+    course_id = current.course.id
+    try:
+        standard = service.course_standard(db, course_id, standard_id)
+    except service.GradingError:
+        abort(404)
+    levels = _chart_levels(service.scale_for(db, course_id))
+    rollups = {r.student_id: r for r in db.scalars(select(Rollup).where(
+        Rollup.standard_id == standard.id))}
+    groups: dict[str, list] = {lvl.label: [] for lvl in levels}
+    groups["No evidence"] = []
+    for student in service.students_of(db, course_id):
+        r = rollups.get(student.id)
+        level = charts.level_for(r.value if r else None, levels)
+        groups[level.label if level else "No evidence"].append((student, r))
+    if request.args.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["level", "student", "lms_id", "value"])
+        for label, members in groups.items():
+            for student, r in members:
+                writer.writerow([standards_io.defuse(v) for v in (
+                    label, student.display_name or "", student.sub,
+                    "" if not r or r.value is None else f"{r.value:g}")])
+        return _csv_download(out.getvalue(), f"groups-{standard.code}.csv")
+    return render_template("grades/regroup.html", current=current, standard=standard,
+                           groups=groups, levels=levels)
 
 
 # -- teacher: evidence for the whole class on one standard ----------------------

@@ -334,3 +334,34 @@ def import_standards(session: Session, course_id: int, rows) -> tuple[int, int]:
             updated += 1
     session.flush()
     return created, updated
+
+
+def import_evidence(session: Session, course_id: int, rows, recorded_by: int | None,
+                    source: str = "imported assessment") -> int:
+    """Append many pieces of evidence (already checked against the course by
+    evidence_io) and refresh each affected rollup once."""
+    now = utcnow()
+    session.execute(Evidence.__table__.insert(), [{
+        "course_id": course_id, "student_id": r.student_id, "standard_id": r.standard_id,
+        "score": r.score, "assessed_at": r.assessed_at, "source": source,
+        "item_ref": None, "recorded_by": recorded_by, "note": "", "created_at": now,
+        "superseded_by": None} for r in rows])
+    policy = policy_for(session, course_id)
+    levels = scale_for(session, course_id)
+    standards = {s.id: s for s in standards_of(session, course_id)}
+    for student_id, standard_id in {(r.student_id, r.standard_id) for r in rows}:
+        standard = standards[standard_id]
+        recompute_rollup(session, course_id, student_id, standard,
+                         settings_for(policy, levels, standard))
+    return len(rows)
+
+
+def identifiers_of(students: list[User]) -> dict[str, int]:
+    """The ways a teacher's spreadsheet may name a student: LMS id, email or
+    full name (case-folded). Ambiguous names are left out, not guessed."""
+    seen: dict[str, set[int]] = defaultdict(set)
+    for s in students:
+        for key in (s.sub, s.email, s.display_name, s.name):
+            if key:
+                seen[key.strip().casefold()].add(s.id)
+    return {k: next(iter(v)) for k, v in seen.items() if len(v) == 1}

@@ -181,3 +181,51 @@ def test_other_courses_standards_are_not_found(people, app, canvas, database_url
     _import(client, other, "code,title\nS.1,Science standard\n")
     s1 = _ids(database_url, "standard", where="WHERE code = 'S.1'")[0]
     assert client.get(f"/course/standards/{s1}/evidence?t={teacher}").status_code == 404
+
+
+def test_evidence_csv_import_is_all_or_nothing(people, database_url):
+    client, teacher = people["client"], people["teacher"]
+    _import(client, teacher)
+    bad = ("student,standard,score,date\n"
+           "Ada Lovelace,R.1,3,2026-09-01\n"
+           "Nobody Here,R.1,3,2026-09-01\n"
+           "s-2,R.9,7,yesterday\n")
+    response = client.post("/course/evidence/import", data={
+        "t": teacher, "file": (io.BytesIO(bad.encode()), "evidence.csv")},
+        content_type="multipart/form-data")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "line 3" in body and "line 4" in body and "R.9" in body
+    assert _ids(database_url, "evidence") == []
+    good = ("student,standard,score,date\n"
+            "Ada Lovelace,R.1,2,2026-09-01\n"
+            "s-1,R.1,4,2026-09-02\n"
+            "ALAN TURING,W.1,3,2026-09-03\n")
+    response = client.post("/course/evidence/import", data={
+        "t": teacher, "file": (io.BytesIO(good.encode()), "evidence.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 200 and "3 piece(s)" in response.get_data(as_text=True)
+    values = _ids(database_url, "rollup", "value")
+    assert sorted(values) == [3.0, 3.3]  # Ada R.1: 2 then 4 -> 3.3; Alan W.1: 3
+
+
+def test_regroup_and_per_standard_method(people, database_url):
+    client, teacher = people["client"], people["teacher"]
+    _import(client, teacher)
+    r1 = _ids(database_url, "standard")[0]
+    ada, alan = _ids(database_url, "lti_user", where="WHERE sub LIKE 's-%'")
+    for score_ada, score_alan in (("4", "1"), ("2", "2")):
+        client.post(f"/course/standards/{r1}/evidence", data={
+            "t": teacher, "source": "checkpoint", f"score-{ada}": score_ada,
+            f"score-{alan}": score_alan})
+    groups = client.get(f"/course/standards/{r1}/groups?t={teacher}").get_data(as_text=True)
+    assert groups.index("Near Mastery") < groups.index("Ada Lovelace")
+    csv_groups = client.get(f"/course/standards/{r1}/groups?format=csv&t={teacher}")
+    assert "Below Mastery,Alan Turing" in csv_groups.get_data(as_text=True)
+    response = client.post(f"/course/standards/{r1}/method", data={"t": teacher,
+                                                                  "method": "highest"})
+    assert response.status_code == 303
+    assert sorted(_ids(database_url, "rollup", "value")) == [2.0, 4.0]
+    bad = client.post(f"/course/standards/{r1}/method", data={"t": teacher,
+                                                             "method": "median"})
+    assert bad.status_code == 400
