@@ -19,6 +19,12 @@ from lti_tool.web import get_db
 bp = Blueprint("grades", __name__)
 
 
+@bp.app_template_global()
+def text_on(colour: str) -> str:
+    """White or dark text, whichever reads better on a teacher-chosen colour."""
+    return "#ffffff" if charts.contrast_ratio(colour, "#ffffff") >= 4.5 else "#1d2433"
+
+
 def _chart_levels(levels) -> list[charts.Level]:
     return [charts.Level(points=lvl.points, label=lvl.label, colour=lvl.colour,
                          pattern=lvl.pattern) for lvl in levels]
@@ -129,9 +135,16 @@ def standards(current):
             return _fail(exc)
     groups = service.groups_of(db, course_id)
     status = 400 if error else 200
+    editing = None
+    if request.args.get("edit", "").isdigit():
+        try:
+            editing = service.course_standard(db, course_id, int(request.args["edit"]))
+        except service.GradingError:
+            abort(404)
     return render_template("grades/standards.html", current=current,
                            standards=service.standards_of(db, course_id), groups=groups,
-                           message=message, errors=error, methods=list(mastery.Method)), status
+                           message=message, errors=error, methods=list(mastery.Method),
+                           editing=editing), status
 
 
 def _rows_from_request() -> list[standards_io.StandardRow]:
@@ -396,7 +409,21 @@ def settings(current):
     course_id = current.course.id
     policy = service.policy_for(db, course_id)
     error = message = None
-    if request.method == "POST":
+    if request.method == "POST" and request.form.get("form") == "scale":
+        count = int(request.form.get("count") or 0)
+        levels = [{k: request.form.get(f"{k}-{i}") for k in ("label", "points", "colour",
+                                                              "pattern")}
+                  for i in range(min(count, 8))]
+        levels = [lvl for lvl in levels if lvl["label"] or lvl["points"]]
+        try:
+            service.save_scale(db, course_id, levels)
+            db.commit()
+            message = "Scale saved."
+        except service.GradingError as exc:
+            db.rollback()
+            error = str(exc)
+            policy = service.policy_for(db, course_id)
+    elif request.method == "POST":
         method = request.form.get("method", "")
         try:
             weight = float(request.form.get("weight") or policy.weight)
@@ -415,6 +442,7 @@ def settings(current):
             message = f"Saved. {count} mastery value(s) recalculated."
     return render_template("grades/settings.html", current=current, policy=policy,
                            methods=list(mastery.Method), error=error, message=message,
+                           scale=service.scale_for(db, course_id), patterns=charts.PATTERNS,
                            explanations={m.value: mastery.explain(
                                m.value, mastery_points=policy.mastery_points,
                                weight=policy.weight, n=policy.n) for m in mastery.Method}

@@ -365,3 +365,47 @@ def identifiers_of(students: list[User]) -> dict[str, int]:
             if key:
                 seen[key.strip().casefold()].add(s.id)
     return {k: next(iter(v)) for k, v in seen.items() if len(v) == 1}
+
+
+def save_scale(session: Session, course_id: int, levels: list[dict]) -> None:
+    """Replace a course's levels after checking them all: labels, distinct
+    points within 0..10, #rrggbb colours and known patterns (never colour alone)."""
+    import re
+
+    problems = []
+    if not 2 <= len(levels) <= 8:
+        problems.append("A scale needs between 2 and 8 levels.")
+    points_seen = set()
+    for number, level in enumerate(levels, start=1):
+        label = (level.get("label") or "").strip()
+        if not label or len(label) > 60:
+            problems.append(f"Level {number}: give it a name of 1 to 60 characters.")
+        try:
+            points = float(level.get("points"))
+            if not math.isfinite(points) or not 0 < points <= 10:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"Level {number}: points must be a number above 0, at most 10.")
+            points = None
+        if points is not None:
+            if points in points_seen:
+                problems.append(f"Level {number}: another level already has {points:g} points.")
+            points_seen.add(points)
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", level.get("colour") or ""):
+            problems.append(f"Level {number}: choose a colour.")
+        if level.get("pattern") not in charts.PATTERNS:
+            problems.append(f"Level {number}: choose a pattern, so the level never depends "
+                            "on colour alone.")
+    if problems:
+        raise GradingError(" ".join(problems))
+    policy = policy_for(session, course_id)
+    if not any(float(lvl["points"]) == policy.mastery_points for lvl in levels):
+        raise GradingError(f"One level must have the mastery threshold's points "
+                           f"({policy.mastery_points:g}); change the threshold first.")
+    session.execute(delete(ScaleLevel).where(ScaleLevel.course_id == course_id))
+    for level in levels:
+        session.add(ScaleLevel(course_id=course_id, points=float(level["points"]),
+                               label=level["label"].strip(), colour=level["colour"].lower(),
+                               pattern=level["pattern"]))
+    session.flush()
+    recompute_course(session, course_id)

@@ -229,3 +229,29 @@ def test_regroup_and_per_standard_method(people, database_url):
     bad = client.post(f"/course/standards/{r1}/method", data={"t": teacher,
                                                              "method": "median"})
     assert bad.status_code == 400
+
+
+def test_teacher_edits_a_standard_and_the_scale(people, database_url):
+    client, teacher = people["client"], people["teacher"]
+    _import(client, teacher)
+    r1 = _ids(database_url, "standard")[0]
+    form = client.get(f"/course/standards?edit={r1}&t={teacher}").get_data(as_text=True)
+    assert "Edit R.1" in form and 'value="Read closely"' in form
+    client.post("/course/standards", data={"t": teacher, "code": "R.1",
+                                           "title": "Read very closely", "group": "Reading"})
+    assert _ids(database_url, "standard", "title", "WHERE code = 'R.1'") == \
+        ["Read very closely"]
+    levels = {"t": teacher, "form": "scale", "count": "3",
+              "label-0": "Got it", "points-0": "3", "colour-0": "#127a3a", "pattern-0": "solid",
+              "label-1": "Getting there", "points-1": "2", "colour-1": "#ffe066",
+              "pattern-1": "dots",
+              "label-2": "Not yet", "points-2": "1", "colour-2": "#b3261e",
+              "pattern-2": "crosshatch"}
+    saved = client.post("/course/settings", data=levels)
+    assert saved.status_code == 200 and "Scale saved" in saved.get_data(as_text=True)
+    assert _ids(database_url, "scale_level", "label") == ["Got it", "Getting there", "Not yet"]
+    bad = client.post("/course/settings", data={**levels, "pattern-1": "none",
+                                                 "points-2": "2"})
+    body = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "pattern" in body and "already has 2 points" in body
+    assert _ids(database_url, "scale_level", "label") == ["Got it", "Getting there", "Not yet"]
