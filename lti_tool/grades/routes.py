@@ -12,11 +12,27 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from lti_tool.courses.routes import require_session
-from lti_tool.grades import charts, evidence_io, mastery, service, standards_io
+from lti_tool.grades import (
+    charts,
+    evidence_io,
+    gradebook_table,
+    mastery,
+    service,
+    standards_io,
+)
 from lti_tool.grades.models import EVIDENCE_SOURCES, Evidence, Rollup, Standard
 from lti_tool.web import get_db
 
 bp = Blueprint("grades", __name__)
+
+
+@bp.app_template_global()
+def badge(level, value=None) -> Markup:
+    """A level with its label (and value): one implementation for every page."""
+    return Markup(gradebook_table.badge_html(level, value))
+
+
+bp.add_app_template_global(gradebook_table.level_class, "level_class")
 
 
 @bp.app_template_global()
@@ -41,11 +57,15 @@ def _fail(exc: service.GradingError, template: str | None = None, **context):
 
 
 def _gradebook_data(db, course_id: int):
+    """Everything the grid needs in three queries; rollups as plain tuples
+    (30,000 ORM objects would cost more than the rest of the page)."""
     standards = service.standards_of(db, course_id)
     students = service.students_of(db, course_id)
     levels = service.scale_for(db, course_id)
-    rollups = {(r.student_id, r.standard_id): r for r in db.scalars(
-        select(Rollup).where(Rollup.course_id == course_id))}
+    rollups = {(sid, stid): gradebook_table.Cell(value, overridden)
+               for sid, stid, value, overridden in db.execute(
+                   select(Rollup.student_id, Rollup.standard_id, Rollup.value,
+                          Rollup.overridden).where(Rollup.course_id == course_id))}
     return standards, students, levels, rollups
 
 
@@ -55,28 +75,27 @@ def _gradebook_data(db, course_id: int):
 def gradebook(current):
     db = get_db()
     course_id = current.course.id
-    standards, students, levels, rollups = _gradebook_data(db, course_id)
+    standards, students, levels, cells = _gradebook_data(db, course_id)
     chart_levels = _chart_levels(levels)
     hide_empty = request.args.get("hide_empty") == "1"
     if hide_empty:
-        with_evidence = {k for k, r in rollups.items() if r.evidence_count or r.overridden}
-        students = [s for s in students if any((s.id, st.id) in with_evidence
-                                               for st in standards)]
-        standards = [st for st in standards if any((s.id, st.id) in with_evidence
-                                                   for s in students)]
+        students = [s for s in students if any((s.id, st.id) in cells for st in standards)]
+        standards = [st for st in standards if any((s.id, st.id) in cells for s in students)]
     sort = request.args.get("sort", "name")
     if sort.isdigit():
         sid = int(sort)
-        students.sort(key=lambda s: -(rollups[(s.id, sid)].value
-                                      if (s.id, sid) in rollups
-                                      and rollups[(s.id, sid)].value is not None else -1))
+
+        def by_value(student):
+            cell = cells.get((student.id, sid))
+            return -(cell.value if cell and cell.value is not None else -1)
+        students.sort(key=by_value)
     summaries = {}
     for st in standards:
         counts = Counter()
         missing = 0
         for s in students:
-            r = rollups.get((s.id, st.id))
-            level = charts.level_for(r.value if r else None, chart_levels)
+            cell = cells.get((s.id, st.id))
+            level = charts.level_for(cell.value if cell else None, chart_levels)
             if level is None:
                 missing += 1
             else:
@@ -84,11 +103,14 @@ def gradebook(current):
         summaries[st.id] = Markup(charts.distribution_svg(
             [(lvl, counts[lvl.label]) for lvl in chart_levels], missing,
             title=f"{st.code}: students at each level", id_prefix=f"dist-{st.id}"))
-    cells = {}
-    for (student_id, standard_id), r in rollups.items():
-        cells[(student_id, standard_id)] = (r, charts.level_for(r.value, chart_levels))
+    detail = url_for("grades.student_standard", student_id=0, standard_id=0) \
+        .replace("/0/standards/0", "/{student}/standards/{standard}")
+    rows = gradebook_table.rows_html(
+        [(s.id, s.display_name or s.sub) for s in students],
+        [(st.id, st.code) for st in standards], cells, chart_levels,
+        detail_url=detail, token=current.token)
     return render_template("grades/gradebook.html", current=current, standards=standards,
-                           students=students, cells=cells, levels=chart_levels,
+                           students=students, rows=rows, levels=chart_levels,
                            summaries=summaries, sort=sort, hide_empty=hide_empty)
 
 
@@ -96,7 +118,7 @@ def gradebook(current):
 @require_session(teacher=True, course=True)
 def gradebook_csv(current):
     db = get_db()
-    standards, students, levels, rollups = _gradebook_data(db, current.course.id)
+    standards, students, levels, cells = _gradebook_data(db, current.course.id)
     chart_levels = _chart_levels(levels)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -107,7 +129,7 @@ def gradebook_csv(current):
     for s in students:
         row = [s.display_name or "", s.sub]
         for st in standards:
-            r = rollups.get((s.id, st.id))
+            r = cells.get((s.id, st.id))
             level = charts.level_for(r.value if r else None, chart_levels)
             row += ["" if not r or r.value is None else f"{r.value:g}",
                     level.label if level else "No evidence"]
