@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
 from lti_tool.db import upsert
+from lti_tool.grades.service import ensure_defaults
 from lti_tool.launch.claims import LaunchMessage
 from lti_tool.launch.models import Deployment, Platform
 from lti_tool.launch.roles import RoleDecision
@@ -41,6 +42,8 @@ def record_launch(session: Session, platform: Platform, deployment: Deployment,
             if isinstance(types, list) else [],
             "created_at": now, "updated_at": now,
         }, ["title", "label", "context_types", "updated_at"])
+        # The course's grading defaults exist before any page reads them.
+        ensure_defaults(session, course_id)
         upsert(session, Enrollment, ["user_id", "course_id"], {
             "user_id": user_id, "course_id": course_id, "role": decision.role,
             "lis_roles": list(message.roles), "updated_at": now,

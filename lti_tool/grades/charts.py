@@ -153,8 +153,11 @@ def level_for(value: float | None, levels: Sequence[Level]) -> Level | None:
     value below every level. No rounding: 2.99 is not 3 (as Canvas's server does it)."""
     if value is None:
         return None
-    reached = [level for level in levels if level.points <= value]
-    return max(reached, key=lambda level: level.points) if reached else None
+    best = None
+    for level in levels:  # a handful of levels: one pass, no list
+        if level.points <= value and (best is None or level.points > best.points):
+            best = level
+    return best
 
 
 def contrast_ratio(hex1: str, hex2: str) -> float:

@@ -7,6 +7,7 @@ of text that came from a person goes through `escape`."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,31 +41,49 @@ def badge_html(level: Level | None, value: float | None) -> str:
     return '<span class="level level-none">No evidence</span>'
 
 
-def rows_html(students: Sequence[tuple[int, str]], standards: Sequence[tuple[int, str]],
-              cells: dict[tuple[int, int], Cell], levels: Sequence[Level], *,
-              detail_url: str, token: str) -> Markup:
-    """`<tr>` rows: a header cell with the student's name, then one linked cell
-    per standard. `detail_url` has `{student}` and `{standard}` placeholders."""
+@dataclass
+class Grid:
+    rows: Markup
+    # Per standard: how many students are at each level label (None = no level).
+    counts: dict[int, Counter]
+
+
+def grid(students: Sequence[tuple[int, str]], standards: Sequence[tuple[int, str]],
+         cells: dict[tuple[int, int], Cell], levels: Sequence[Level], *,
+         detail_url: str, token: str) -> Grid:
+    """`<tr>` rows (a header cell with the student's name, then one linked cell
+    per standard) and the level counts per standard, in one pass. A class has
+    only a few hundred distinct values, so each value's markup is made once.
+    `detail_url` has `{student}` and `{standard}` placeholders."""
     out: list[str] = []
     codes = [(sid, str(escape(code))) for sid, code in standards]
-    empty = badge_html(None, None)
+    counts: dict[int, Counter] = {sid: Counter() for sid, _ in standards}
+    made: dict[Cell | None, tuple[str, str, str | None]] = {}
+
+    def markup(cell: Cell | None) -> tuple[str, str, str | None]:
+        if cell is None:
+            return "no evidence", badge_html(None, None), None
+        level = level_for(cell.value, levels)
+        label = (level.label if level else "not yet at a level") + (
+            f" {_fmt(cell.value)}" if cell.value is not None else "")
+        inner = badge_html(level, cell.value) + (
+            ' <span class="flag" title="Set by a teacher">✎</span>' if cell.overridden else "")
+        return str(escape(label)), inner, level.label if level else None
+
     for student_id, name in students:
         who = str(escape(name))
+        prefix = detail_url.format(student=student_id, standard="{standard}")
         parts = [f'<tr><th scope="row" class="sticky-col">{who}</th>']
         for standard_id, code in codes:
             cell = cells.get((student_id, standard_id))
-            href = detail_url.format(student=student_id, standard=standard_id) + "?t=" + token
-            if cell is None:
-                label, inner = "no evidence", empty
-            else:
-                level = level_for(cell.value, levels)
-                label = (level.label if level else "not yet at a level") + (
-                    f" {_fmt(cell.value)}" if cell.value is not None else "")
-                inner = badge_html(level, cell.value) + (
-                    ' <span class="flag" title="Set by a teacher">✎</span>'
-                    if cell.overridden else "")
-            parts.append(f'<td><a class="cell" href="{href}" aria-label="{who}, {code}: '
-                         f'{escape(label)}">{inner}</a></td>')
+            found = made.get(cell)
+            if found is None:
+                found = made[cell] = markup(cell)
+            label, inner, level_label = found
+            counts[standard_id][level_label] += 1
+            href = prefix.replace("{standard}", str(standard_id), 1)
+            parts.append(f'<td><a class="cell" href="{href}?t={token}" aria-label="{who}, '
+                         f'{code}: {label}">{inner}</a></td>')
         parts.append("</tr>")
         out.append("".join(parts))
-    return Markup("\n".join(out))
+    return Grid(rows=Markup("\n".join(out)), counts=counts)

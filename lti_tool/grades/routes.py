@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -63,7 +62,7 @@ def _gradebook_data(db, course_id: int):
     students = service.students_of(db, course_id)
     levels = service.scale_for(db, course_id)
     rollups = {(sid, stid): gradebook_table.Cell(value, overridden)
-               for sid, stid, value, overridden in db.execute(
+               for sid, stid, value, overridden in db.connection().execute(
                    select(Rollup.student_id, Rollup.standard_id, Rollup.value,
                           Rollup.overridden).where(Rollup.course_id == course_id))}
     return standards, students, levels, rollups
@@ -89,26 +88,17 @@ def gradebook(current):
             cell = cells.get((student.id, sid))
             return -(cell.value if cell and cell.value is not None else -1)
         students.sort(key=by_value)
-    summaries = {}
-    for st in standards:
-        counts = Counter()
-        missing = 0
-        for s in students:
-            cell = cells.get((s.id, st.id))
-            level = charts.level_for(cell.value if cell else None, chart_levels)
-            if level is None:
-                missing += 1
-            else:
-                counts[level.label] += 1
-        summaries[st.id] = Markup(charts.distribution_svg(
-            [(lvl, counts[lvl.label]) for lvl in chart_levels], missing,
-            title=f"{st.code}: students at each level", id_prefix=f"dist-{st.id}"))
     detail = url_for("grades.student_standard", student_id=0, standard_id=0) \
         .replace("/0/standards/0", "/{student}/standards/{standard}")
-    rows = gradebook_table.rows_html(
+    table = gradebook_table.grid(
         [(s.id, s.display_name or s.sub) for s in students],
         [(st.id, st.code) for st in standards], cells, chart_levels,
         detail_url=detail, token=current.token)
+    summaries = {st.id: Markup(charts.distribution_svg(
+        [(lvl, table.counts[st.id][lvl.label]) for lvl in chart_levels],
+        table.counts[st.id][None], title=f"{st.code}: students at each level",
+        id_prefix=f"dist-{st.id}")) for st in standards}
+    rows = table.rows
     return render_template("grades/gradebook.html", current=current, standards=standards,
                            students=students, rows=rows, levels=chart_levels,
                            summaries=summaries, sort=sort, hide_empty=hide_empty)

@@ -60,8 +60,12 @@ class Settings:
 
 
 def ensure_defaults(session: Session, course_id: int) -> None:
-    """Give a course the default policy and scale the first time it needs them
-    (race-safe: concurrent first visits insert once)."""
+    """Give a course the default policy and scale the first time it needs them.
+    Reads first: pages only read, and on SQLite a read transaction that turns
+    into a write fails at once when another process is writing. The launch
+    that creates the course calls this in its own write transaction."""
+    if session.get(GradingPolicy, course_id) is not None:
+        return
     insert_ignore(session, GradingPolicy, ["course_id"], {
         "course_id": course_id, "method": mastery.Method.DECAYING_AVERAGE.value,
         "mastery_points": mastery.DEFAULT_MASTERY_POINTS, "weight": mastery.DEFAULT_WEIGHT,
