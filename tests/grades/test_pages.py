@@ -255,3 +255,34 @@ def test_teacher_edits_a_standard_and_the_scale(people, database_url):
     body = bad.get_data(as_text=True)
     assert bad.status_code == 400 and "pattern" in body and "already has 2 points" in body
     assert _ids(database_url, "scale_level", "label") == ["Got it", "Getting there", "Not yet"]
+
+
+CASE_PACKAGE = """{
+ "CFDocument": {"identifier": "doc-1", "title": "Grade 5 Math"},
+ "CFItems": [
+  {"identifier": "strand-nf", "fullStatement": "Number and Operations: Fractions"},
+  {"identifier": "nf-1", "humanCodingScheme": "5.NF.1",
+   "fullStatement": "Add and subtract fractions with unlike denominators."},
+  {"identifier": "nf-2", "humanCodingScheme": "5.NF.2", "abbreviatedStatement": "Word problems",
+   "fullStatement": "Solve word problems involving addition and subtraction of fractions."}
+ ],
+ "CFAssociations": [
+  {"associationType": "isChildOf", "originNodeURI": {"identifier": "strand-nf"},
+   "destinationNodeURI": {"identifier": "doc-1"}},
+  {"associationType": "isChildOf", "originNodeURI": {"identifier": "nf-1"},
+   "destinationNodeURI": {"identifier": "strand-nf"}, "sequenceNumber": 1},
+  {"associationType": "isChildOf", "originNodeURI": {"identifier": "nf-2"},
+   "destinationNodeURI": {"identifier": "strand-nf"}, "sequenceNumber": 2}
+ ]
+}"""
+
+
+def test_case_package_import(people, database_url):
+    response = _import(people["client"], people["teacher"], CASE_PACKAGE, "framework.json")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body[:600]
+    assert "2 standard(s) added" in body and "Number and Operations: Fractions" in body
+    assert _ids(database_url, "standard", "code") == ["5.NF.1", "5.NF.2"]
+    assert _ids(database_url, "standard", "title", "WHERE code = '5.NF.2'") == ["Word problems"]
+    broken = _import(people["client"], people["teacher"], '{"CFItems": [', "broken.json")
+    assert broken.status_code == 400
