@@ -55,6 +55,14 @@ def _fail(exc: service.GradingError, template: str | None = None, **context):
                            text=str(exc)), exc.status
 
 
+def _standard_or_404(db, course_id: int, standard_id: int) -> Standard:
+    """A standard of this course; another course's id is simply not found."""
+    try:
+        return service.course_standard(db, course_id, standard_id)
+    except service.GradingError:
+        abort(404)
+
+
 def _gradebook_data(db, course_id: int):
     """Everything the grid needs in three queries; rollups as plain tuples
     (30,000 ORM objects would cost more than the rest of the page)."""
@@ -110,21 +118,19 @@ def gradebook_csv(current):
     db = get_db()
     standards, students, levels, cells = _gradebook_data(db, current.course.id)
     chart_levels = _chart_levels(levels)
-    out = io.StringIO()
-    writer = csv.writer(out)
     header = ["student", "lms_id"]
     for st in standards:
         header += [f"{st.code} value", f"{st.code} level"]
-    writer.writerow([standards_io.defuse(v) for v in header])
-    for s in students:
-        row = [s.display_name or "", s.sub]
+
+    def row(student):
+        values = [student.display_name or "", student.sub]
         for st in standards:
-            r = cells.get((s.id, st.id))
+            r = cells.get((student.id, st.id))
             level = charts.level_for(r.value if r else None, chart_levels)
-            row += ["" if not r or r.value is None else f"{r.value:g}",
-                    level.label if level else "No evidence"]
-        writer.writerow([standards_io.defuse(v) for v in row])
-    return _csv_download(out.getvalue(), "gradebook.csv")
+            values += ["" if not r or r.value is None else f"{r.value:g}",
+                       level.label if level else "No evidence"]
+        return values
+    return _csv_table(header, (row(s) for s in students), "gradebook.csv")
 
 
 # -- teacher: standards ----------------------------------------------------------
@@ -149,10 +155,7 @@ def standards(current):
     status = 400 if error else 200
     editing = None
     if request.args.get("edit", "").isdigit():
-        try:
-            editing = service.course_standard(db, course_id, int(request.args["edit"]))
-        except service.GradingError:
-            abort(404)
+        editing = _standard_or_404(db, course_id, int(request.args["edit"]))
     return render_template("grades/standards.html", current=current,
                            standards=service.standards_of(db, course_id), groups=groups,
                            message=message, errors=error, methods=list(mastery.Method),
@@ -197,6 +200,15 @@ def _csv_download(text: str, filename: str) -> Response:
         "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+def _csv_table(header: list[str], rows, filename: str) -> Response:
+    """A table as a CSV download, every cell defused against formula injection."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in [header, *rows]:
+        writer.writerow([standards_io.defuse(v) for v in row])
+    return _csv_download(out.getvalue(), filename)
+
+
 @bp.route("/course/evidence/import", methods=["POST"])
 @require_session(teacher=True, course=True)
 def import_evidence(current):
@@ -233,10 +245,7 @@ def import_evidence(current):
 def standard_method(current, standard_id: int):
     """A standard may use its own calculation instead of the course's."""
     db = get_db()
-    try:
-        standard = service.course_standard(db, current.course.id, standard_id)
-    except service.GradingError:
-        abort(404)
+    standard = _standard_or_404(db, current.course.id, standard_id)
     method = request.form.get("method") or None
     if method is not None and method not in {m.value for m in mastery.Method}:
         return _fail(service.GradingError(f"Unknown calculation method {method[:30]!r}."))
@@ -252,10 +261,7 @@ def regroup(current, standard_id: int):
     """Live groups of students at each level of one standard, to act on."""
     db = get_db()
     course_id = current.course.id
-    try:
-        standard = service.course_standard(db, course_id, standard_id)
-    except service.GradingError:
-        abort(404)
+    standard = _standard_or_404(db, course_id, standard_id)
     levels = _chart_levels(service.scale_for(db, course_id))
     rollups = {r.student_id: r for r in db.scalars(select(Rollup).where(
         Rollup.standard_id == standard.id))}
@@ -266,15 +272,11 @@ def regroup(current, standard_id: int):
         level = charts.level_for(r.value if r else None, levels)
         groups[level.label if level else "No evidence"].append((student, r))
     if request.args.get("format") == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["level", "student", "lms_id", "value"])
-        for label, members in groups.items():
-            for student, r in members:
-                writer.writerow([standards_io.defuse(v) for v in (
-                    label, student.display_name or "", student.sub,
-                    "" if not r or r.value is None else f"{r.value:g}")])
-        return _csv_download(out.getvalue(), f"groups-{standard.code}.csv")
+        return _csv_table(["level", "student", "lms_id", "value"], (
+            (label, student.display_name or "", student.sub,
+             "" if not r or r.value is None else f"{r.value:g}")
+            for label, members in groups.items() for student, r in members),
+            f"groups-{standard.code}.csv")
     return render_template("grades/regroup.html", current=current, standard=standard,
                            groups=groups, levels=levels)
 
@@ -285,10 +287,7 @@ def regroup(current, standard_id: int):
 def class_evidence(current, standard_id: int):
     db = get_db()
     course_id = current.course.id
-    try:
-        standard = service.course_standard(db, course_id, standard_id)
-    except service.GradingError:
-        abort(404)
+    standard = _standard_or_404(db, course_id, standard_id)
     students = service.students_of(db, course_id)
     levels = service.scale_for(db, course_id)
     errors: dict[int, str] = {}
