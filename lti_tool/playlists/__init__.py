@@ -1,0 +1,1 @@
+"""Playlists: ordered learning items and each student's personal path through them."""

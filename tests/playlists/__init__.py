@@ -1,0 +1,1 @@
+"""Tests for lti_tool.playlists."""
