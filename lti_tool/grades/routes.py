@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from markupsafe import Markup
 from sqlalchemy import select
 
+from lti_tool.courses.models import User
 from lti_tool.courses.routes import require_session
 from lti_tool.grades import (
     charts,
@@ -19,7 +20,14 @@ from lti_tool.grades import (
     service,
     standards_io,
 )
-from lti_tool.grades.models import EVIDENCE_SOURCES, Evidence, Rollup, Standard
+from lti_tool.grades.models import (
+    EVIDENCE_SOURCES,
+    Evidence,
+    ReassessmentRequest,
+    Rollup,
+    Standard,
+)
+from lti_tool.timeutil import utcnow
 from lti_tool.web import get_db
 
 bp = Blueprint("grades", __name__)
@@ -45,12 +53,10 @@ def _chart_levels(levels) -> list[charts.Level]:
                          pattern=lvl.pattern) for lvl in levels]
 
 
-def _fail(exc: service.GradingError, template: str | None = None, **context):
+def _fail(exc: service.GradingError):
     get_db().rollback()
     if exc.status == 404:
         abort(404)
-    if template:
-        return render_template(template, error=str(exc), **context), exc.status
     return render_template("error.html", status=exc.status, title="That did not work",
                            text=str(exc)), exc.status
 
@@ -151,15 +157,22 @@ def standards(current):
             error = exc.errors
         except service.GradingError as exc:
             return _fail(exc)
-    groups = service.groups_of(db, course_id)
-    status = 400 if error else 200
     editing = None
     if request.args.get("edit", "").isdigit():
         editing = _standard_or_404(db, course_id, int(request.args["edit"]))
+    return _standards_page(current, message=message, errors=error, editing=editing)
+
+
+def _standards_page(current, *, message: str | None, errors: list[str] | None,
+                    editing: Standard | None = None):
+    """The standards page, with the outcome of what was just submitted."""
+    db = get_db()
+    course_id = current.course.id
     return render_template("grades/standards.html", current=current,
-                           standards=service.standards_of(db, course_id), groups=groups,
-                           message=message, errors=error, methods=list(mastery.Method),
-                           editing=editing), status
+                           standards=service.standards_of(db, course_id),
+                           groups=service.groups_of(db, course_id), message=message,
+                           errors=errors, methods=list(mastery.Method),
+                           editing=editing), 400 if errors else 200
 
 
 def _rows_from_request() -> list[standards_io.StandardRow]:
@@ -229,15 +242,9 @@ def import_evidence(current):
         db.commit()
     except evidence_io.EvidenceImportError as exc:
         db.rollback()
-        return render_template("grades/standards.html", current=current,
-                               standards=service.standards_of(db, course_id),
-                               groups=service.groups_of(db, course_id), message=None,
-                               errors=exc.errors, methods=list(mastery.Method)), 400
-    return render_template("grades/standards.html", current=current,
-                           standards=service.standards_of(db, course_id),
-                           groups=service.groups_of(db, course_id),
-                           message=f"{count} piece(s) of evidence imported.", errors=None,
-                           methods=list(mastery.Method))
+        return _standards_page(current, message=None, errors=exc.errors)
+    return _standards_page(current, message=f"{count} piece(s) of evidence imported.",
+                           errors=None)
 
 
 @bp.route("/course/standards/<int:standard_id>/method", methods=["POST"])
@@ -490,8 +497,6 @@ def my_standard(current, standard_id: int):
             if len(reflection) < 10:
                 raise service.GradingError("Tell your teacher what you practised (a sentence "
                                            "or two) so they can decide on a reassessment.")
-            from lti_tool.grades.models import ReassessmentRequest
-
             db.add(ReassessmentRequest(course_id=course_id, student_id=current.user.id,
                                        standard_id=standard_id, reflection=reflection[:2000]))
             db.commit()
@@ -502,7 +507,6 @@ def my_standard(current, standard_id: int):
             db.rollback()
             error = str(exc)
     try:
-        service.course_standard(db, course_id, standard_id)
         context = _detail_context(db, course_id, current.user.id, standard_id)
     except service.GradingError:
         abort(404)
@@ -515,10 +519,6 @@ def my_standard(current, standard_id: int):
 @bp.route("/course/reassessments", methods=["GET", "POST"])
 @require_session(teacher=True, course=True)
 def reassessments(current):
-    from lti_tool.courses.models import User
-    from lti_tool.grades.models import ReassessmentRequest
-    from lti_tool.timeutil import utcnow
-
     db = get_db()
     course_id = current.course.id
     if request.method == "POST":

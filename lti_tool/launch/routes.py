@@ -99,17 +99,19 @@ def storage_key(state: str) -> str:
     return "pathwise_state_" + state[:16]
 
 
+def _state_cookie(state: str) -> str:
+    """This install's cookie name for a state (`__Host-` only on https)."""
+    return state_cookie_name(state, services().settings.base_url.startswith("https://"))
+
+
 def _set_state_cookie(response, state: str) -> None:
-    settings = services().settings
-    secure = settings.base_url.startswith("https://")
-    response.set_cookie(state_cookie_name(state, secure), state, max_age=settings.state_ttl,
+    response.set_cookie(_state_cookie(state), state, max_age=services().settings.state_ttl,
                         secure=True, httponly=True, samesite="None", partitioned=True,
                         path="/")
 
 
 def _cookie_state(state: str) -> str | None:
-    secure = services().settings.base_url.startswith("https://")
-    return request.cookies.get(state_cookie_name(state, secure)) if state else None
+    return request.cookies.get(_state_cookie(state)) if state else None
 
 
 @bp.route("/lti/login/continue")
@@ -187,8 +189,7 @@ def launch():
     token = svc.tokens.issue(row.id)
     response = redirect(url_for("pages.home", t=token), code=303)
     # The state cookie has done its job; do not let them pile up in the browser.
-    secure = settings.base_url.startswith("https://")
-    response.delete_cookie(state_cookie_name(state, secure), path="/", secure=True,
+    response.delete_cookie(_state_cookie(state), path="/", secure=True,
                            httponly=True, samesite="None", partitioned=True)
     response.set_cookie(COOKIE, token, max_age=settings.session_ttl, secure=True,
                         httponly=True, samesite="None", partitioned=True, path="/")
