@@ -20,8 +20,22 @@ from lti_tool.launch.models import (
     ToolSession,
     UsedNonce,
 )
+from lti_tool.playlists.models import (
+    Assignment,
+    Goal,
+    GoalComment,
+    ItemProgress,
+    LearnerProfile,
+    Playlist,
+    PlaylistItem,
+    PlaylistTarget,
+    QuickCheckAttempt,
+    Reflection,
+)
 
 __all__ = [
+    "Assignment", "Goal", "GoalComment", "ItemProgress", "LearnerProfile", "Playlist",
+    "PlaylistItem", "PlaylistTarget", "QuickCheckAttempt", "Reflection",
     "Evidence", "GradingPolicy", "MasteryOverride", "ReassessmentRequest", "Rollup",
     "ScaleLevel", "Standard", "StandardGroup",
     "Base", "Course", "Deployment", "Enrollment", "KeySetCache", "LoginState",
