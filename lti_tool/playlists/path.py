@@ -291,6 +291,34 @@ def _find_cycle(deps: Mapping[int, set[int]], order: Sequence[int]) -> list[int]
 # ---------------------------------------------------------------- the path
 
 
+@dataclass(frozen=True)
+class PreparedPlaylist:
+    """A checked playlist, ready to compute many students' paths: validation
+    and lookups done once (a class of 500 costs one check, not 500)."""
+
+    items: tuple[Item, ...]
+    standards: Mapping[int, StandardInfo]
+    board_of: Mapping[int, int]
+    position: Mapping[int, int]
+
+    def path(self, *, mastery: Mapping[int, float | None], progress: Mapping[int, str],
+             mastery_points: float = 3.0, mastery_label: str = "Mastery") -> Path:
+        bad = {v for v in progress.values() if v not in PROGRESS_VALUES}
+        if bad:
+            raise ValueError(
+                f"Unknown progress value(s) {', '.join(sorted(map(repr, bad)))}; use "
+                "'not_started', 'started' or 'done'."
+            )
+        return _compute(self, mastery, progress, mastery_points, mastery_label)
+
+
+def prepare(items: Sequence[Item], standards: Mapping[int, StandardInfo]) -> PreparedPlaylist:
+    """Check the playlist (raises ValueError saying what to fix) once."""
+    board_of = _validate(items, {}, standards)
+    return PreparedPlaylist(items=tuple(items), standards=standards, board_of=board_of,
+                            position={item.id: i for i, item in enumerate(items)})
+
+
 def compute_path(
     items: Sequence[Item],
     *,
@@ -301,7 +329,17 @@ def compute_path(
     mastery_label: str = "Mastery",
 ) -> Path:
     """One student's path through ``items``; see the module docstring for the rules."""
-    board_of = _validate(items, progress, standards)
+    _validate(items, progress, standards)
+    return prepare(items, standards).path(mastery=mastery, progress=progress,
+                                          mastery_points=mastery_points,
+                                          mastery_label=mastery_label)
+
+
+def _compute(prepared: PreparedPlaylist, mastery: Mapping[int, float | None],
+             progress: Mapping[int, str], mastery_points: float, mastery_label: str) -> Path:
+    items, board_of, standards = prepared.items, prepared.board_of, prepared.standards
+    position = prepared.position
+    by_id = {item.id: item for item in items}
 
     def mastered(standard_id: int) -> bool:
         value = mastery.get(standard_id)
@@ -313,29 +351,29 @@ def compute_path(
             return chosen >= item.min_choices
         return progress.get(item.id) == "done"
 
-    def tested_out(item: Item) -> bool:
-        return bool(item.standards) and all(mastered(s) for s in item.standards)
-
     def finished(item: Item) -> State | None:
         """States 1–3 of the rules: these never depend on other items."""
         is_done = done_by_progress(item)
         if is_done and item.kind in _EVIDENCE_KINDS:
             return State.DONE
-        if tested_out(item):
+        if item.standards and all(mastered(s) for s in item.standards):
             return State.MASTERED_OPTIONAL
         return State.DONE if is_done else None
 
     finished_state = {item.id: finished(item) for item in items}
 
     def own_reasons(item: Item) -> list[str]:
-        unmet = [standards[s] for s in item.prereq_standards if not mastered(s)]
-        unmet.sort(key=lambda s: (s.label, s.id))
-        reasons = [f"Unlocks when you reach {mastery_label} on {s.label}" for s in unmet]
-        reasons += [
-            f"Unlocks when you finish “{other.title}”"
-            for other in items
-            if other.id in item.prereq_items and finished_state[other.id] is None
-        ]
+        reasons = []
+        if item.prereq_standards:
+            unmet = [standards[s] for s in item.prereq_standards if not mastered(s)]
+            unmet.sort(key=lambda s: (s.label, s.id))
+            reasons = [f"Unlocks when you reach {mastery_label} on {s.label}" for s in unmet]
+        if item.prereq_items:
+            reasons += [
+                f"Unlocks when you finish “{by_id[other].title}”"
+                for other in sorted(item.prereq_items, key=position.__getitem__)
+                if finished_state[other] is None
+            ]
         return reasons
 
     entries: list[PathEntry] = []
@@ -346,7 +384,7 @@ def compute_path(
         reasons: tuple[str, ...] = ()
         if state is None:
             found = own_reasons(item)
-            if board_id is not None:
+            if board_id is not None and reasons_of[board_id]:
                 found = list(reasons_of[board_id]) + [
                     r for r in found if r not in reasons_of[board_id]
                 ]
@@ -366,12 +404,11 @@ def compute_path(
     must_total = len(must)
     complete = must_done == must_total
     next_id = None if complete else _pick_next(top)
-    entries = [
-        PathEntry(e.item, e.state, e.reasons, recommended=True, board_id=e.board_id)
-        if e.item.id == next_id
-        else e
-        for e in entries
-    ]
+    if next_id is not None:
+        index = next(i for i, e in enumerate(entries) if e.item.id == next_id)
+        e = entries[index]
+        entries[index] = PathEntry(e.item, e.state, e.reasons, recommended=True,
+                                   board_id=e.board_id)
     percent = 100 if must_total == 0 else (100 * must_done) // must_total
     return Path(
         entries=tuple(entries),
