@@ -11,6 +11,6 @@ package: it is a second, independent implementation of the platform side.
 """
 
 from .app import create_sandbox_app
-from .seed import registration_args, seed
+from .seed import add_students, registration_args, seed
 
-__all__ = ["create_sandbox_app", "registration_args", "seed"]
+__all__ = ["add_students", "create_sandbox_app", "registration_args", "seed"]

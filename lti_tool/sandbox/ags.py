@@ -428,11 +428,18 @@ def scores(course_id: int, item_id: int) -> Any:
 def _find_student(
     conn: sqlite3.Connection, sb: SandboxContext, course_id: int, user_id: Any
 ) -> dict[str, Any] | None:
-    for member in storage.course_members(conn, course_id):
-        matches = str(member["id"]) == str(user_id) or (sb.is_canvas and member["uuid"] == user_id)
-        if matches:
-            return member if member["role"] == "student" else None
-    return None
+    """The course's student whose id (or, in Canvas, lti_id) is user_id; None otherwise.
+
+    One query rather than a walk over the roster: benchmarks enrol hundreds.
+    """
+    uuid = user_id if sb.is_canvas and isinstance(user_id, str) else None
+    member = storage.one(
+        conn,
+        "SELECT u.*, e.role FROM enrollments e JOIN users u ON u.id = e.user_id "
+        "WHERE e.course_id = ? AND (CAST(u.id AS TEXT) = ? OR u.uuid = ?)",
+        (course_id, str(user_id), uuid),
+    )
+    return member if member is not None and member["role"] == "student" else None
 
 
 def _canvas_score(

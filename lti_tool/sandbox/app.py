@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app, g, render_template
 
 from . import storage
+from .controls import SandboxControls, install
 from .errors import ServiceError, service_error_response
 from .flavors import Flavor, get_flavor
 from .keys import PlatformKey, load_or_create_key
@@ -30,6 +31,10 @@ class SandboxContext:
     key: PlatformKey
     tool_keys: ToolKeyset
     hint_secret: str  # HS256 secret for Canvas message hints and deep-link `data` (A2, A5)
+    controls: SandboxControls | None = None  # faults + request log (test_controls=True only)
+    # Held open for the app's life so closing a request's connection is never the *last*
+    # close, which would checkpoint the WAL (an fsync) on every request.
+    anchor: sqlite3.Connection | None = None
 
     @property
     def issuer(self) -> str:
@@ -45,14 +50,26 @@ class SandboxContext:
 
 
 def create_sandbox_app(
-    *, flavor: str, base_url: str, tool_url: str, db_path: str, key_path: str | None = None
+    *,
+    flavor: str,
+    base_url: str,
+    tool_url: str,
+    db_path: str,
+    key_path: str | None = None,
+    latency_ms: int = 0,
+    test_controls: bool = False,
 ) -> Flask:
     """Build the sandbox LMS app for `flavor` ("canvas" or "moodle").
 
     base_url is the sandbox's own public URL; tool_url the tool's base URL. The database at
     db_path is created if missing (call `seed.seed(app)` to add the demo course). The RSA key
     is generated into key_path (default: next to the database) on first start.
+    latency_ms delays every service request (token, AGS, NRPS) by that much (also settable
+    later as `app.config["SANDBOX_LATENCY_MS"]`); test_controls adds the /sandbox/* fault
+    injection, request log and JSON gradebook endpoints (controls.py; 404 without it).
     """
+    if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
+        raise ValueError("latency_ms must be a non-negative integer")
     flav = get_flavor(flavor)
     base_url = base_url.rstrip("/")
     tool_url = tool_url.rstrip("/")
@@ -95,9 +112,12 @@ def create_sandbox_app(
         # Neither Canvas nor Moodle sends `data` in deep_linking_settings; turn this on to
         # check that the tool echoes it (LTI DL 1.0 §4.4.1).
         SANDBOX_SEND_DL_DATA=False,
+        SANDBOX_LATENCY_MS=latency_ms,
+        SANDBOX_TEST_CONTROLS=bool(test_controls),
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.jinja_env.autoescape = True  # also for any non-.html template names
+    controls = SandboxControls() if test_controls else None
     app.extensions[EXTENSION_KEY] = SandboxContext(
         flavor=flav,
         base_url=base_url,
@@ -106,12 +126,15 @@ def create_sandbox_app(
         key=load_or_create_key(key_path, flav.new_kid),
         tool_keys=ToolKeyset(),
         hint_secret=hint_secret,
+        controls=controls,
+        anchor=storage.connect(db_path),
     )
 
     from . import ags, deep_linking, nrps, oidc, pages, tokens
 
     for module in (pages, oidc, tokens, ags, nrps, deep_linking):
         app.register_blueprint(module.make_blueprint(flav))
+    install(app, flav, controls)
 
     app.register_error_handler(ServiceError, service_error_response)
     app.teardown_appcontext(_close_db)

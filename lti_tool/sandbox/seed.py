@@ -87,6 +87,45 @@ def seed(app: Flask) -> dict[str, Any]:
     }
 
 
+def add_students(app: Flask, count: int, *, course_id: int | None = None) -> list[int]:
+    """Enrol `count` more students ("Student 1", ...) in the demo course; return their ids.
+
+    For load tests and benchmarks that need more than the six seeded students.
+    """
+    sb = _sandbox(app)
+    course = _IDS[sb.flavor.name]["course"] if course_id is None else course_id
+    conn = storage.connect(sb.db_path)
+    try:
+        with storage.transaction(conn):
+            if storage.get_course(conn, course) is None:
+                raise LookupError(f"no course {course}; call seed(app) first")
+            first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM users").fetchone()[0]
+            ids = list(range(first, first + count))
+            for user_id in ids:
+                username = f"student{user_id}"
+                conn.execute(
+                    "INSERT INTO users (id, given_name, family_name, email, username, uuid, "
+                    "opaque_id, sourcedid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user_id,
+                        "Student",
+                        str(user_id),
+                        f"{username}@students.example.edu",
+                        username,
+                        str(uuid.uuid4()),
+                        secrets.token_hex(20),
+                        f"S-{1000 + user_id}",
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO enrollments (course_id, user_id, role) VALUES (?, ?, 'student')",
+                    (course, user_id),
+                )
+    finally:
+        conn.close()
+    return ids
+
+
 def _create_course(conn: Any, sb: SandboxContext, ids: dict[str, Any]) -> None:
     label = "MATH-5" if sb.is_canvas else "MATH5"
     conn.execute(

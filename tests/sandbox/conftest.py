@@ -280,8 +280,9 @@ def query_of(url: str) -> dict[str, str]:
 
 
 def make_sandbox(
-    flavor: str, tmp_path: Any, tool: FakeTool, key_dir: str, base_url: str = ""
+    flavor: str, tmp_path: Any, tool: FakeTool, key_dir: str, base_url: str = "", **options: Any
 ) -> Sandbox:
+    """options go to create_sandbox_app (latency_ms, test_controls)."""
     base_url = base_url or (
         "http://canvas.sandbox.test" if flavor == "canvas" else "http://moodle.sandbox.test"
     )
@@ -291,6 +292,7 @@ def make_sandbox(
         tool_url=tool.url,
         db_path=str(tmp_path / f"{flavor}.db"),
         key_path=os.path.join(key_dir, f"{flavor}.pem"),
+        **options,
     )
     app.config["TESTING"] = True
     info = seed(app)
@@ -319,11 +321,15 @@ def sandbox(
 @pytest.fixture
 def served_sandbox(
     tmp_path: Any, fake_tool: FakeTool, platform_key_dir: str
-) -> Iterator[Callable[[str], Sandbox]]:
-    """Factory: a sandbox of the given flavour served on a threaded werkzeug server."""
+) -> Iterator[Callable[..., Sandbox]]:
+    """Factory: a sandbox of the given flavour served on a threaded werkzeug server.
+
+    Keyword options go to create_sandbox_app, e.g. `start("moodle", latency_ms=20,
+    test_controls=True)`.
+    """
     servers: list[Any] = []
 
-    def start(flavor: str) -> Sandbox:
+    def start(flavor: str, **options: Any) -> Sandbox:
         holder: dict[str, Any] = {}
 
         def dispatch(environ: Any, start_response: Any) -> Any:
@@ -332,9 +338,14 @@ def served_sandbox(
         # Bind first (port 0) so the sandbox knows its own public URL.
         server = make_server("127.0.0.1", 0, dispatch, threaded=True)
         base = f"http://127.0.0.1:{server.server_port}"
-        sb = make_sandbox(flavor, tmp_path, fake_tool, platform_key_dir, base_url=base)
+        sb = make_sandbox(
+            flavor, tmp_path, fake_tool, platform_key_dir, base_url=base, **options
+        )
         holder["app"] = sb.app
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         servers.append(server)
         return sb
 
