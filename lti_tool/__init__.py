@@ -31,7 +31,11 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool import web
     from lti_tool.courses.routes import bp as pages_bp
     from lti_tool.grades.routes import bp as grades_bp
+    from lti_tool.launch.deep_linking_routes import bp as deep_linking_bp
     from lti_tool.launch.routes import bp as launch_bp
+    from lti_tool.passback.routes import bp as passback_bp
+    from lti_tool.playlists.agency_routes import bp as agency_bp
+    from lti_tool.playlists.routes import bp as playlists_bp
     from lti_tool.services import build_services
 
     app.extensions["pathwise"] = build_services(settings)
@@ -39,6 +43,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(launch_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(grades_bp)
+    app.register_blueprint(playlists_bp)
+    app.register_blueprint(agency_bp)
+    app.register_blueprint(passback_bp)
+    app.register_blueprint(deep_linking_bp)
     _register_error_pages(app)
     return app
 

@@ -68,7 +68,12 @@ def serve(host: str, port: int, workers: int | None) -> None:
         from lti_tool import create_app
 
         click.echo("gunicorn not installed: serving with Werkzeug (one process)", err=True)
-        create_app().run(host=host, port=port, threaded=True)
+        app = create_app()
+        if settings.inline_worker:
+            from lti_tool.passback.worker import start_inline
+
+            start_inline(settings.database_url, settings.keys_dir)
+        app.run(host=host, port=port, threaded=True)
         return
     count = workers or int(os.environ.get("LTI_TOOL_WORKERS", 0)) or min(
         8, 2 * (os.cpu_count() or 1))
@@ -99,6 +104,35 @@ def _check_ready(settings) -> None:
         keys.load(settings.keys_dir)
     except keys.KeyFolderError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="deliver what is due now, then exit")
+@click.option("--concurrency", default=4, show_default=True, type=int,
+              help="at most this many requests at a time to one LMS")
+def worker(once: bool, concurrency: int) -> None:
+    """Deliver grade passbacks (and roster syncs) from the outbox."""
+    import signal
+    import threading
+
+    from lti_tool.passback import roster
+    from lti_tool.passback.worker import Deliverer, run_forever
+
+    settings = _settings()
+    _check_ready(settings)
+    deliverer = Deliverer(settings.database_url, settings.keys_dir, concurrency=concurrency)
+    if once:
+        stats = deliverer.drain()
+        roster.sync_requested(settings.database_url, settings.keys_dir)
+        _echo_json({"sent": stats.sent, "superseded": stats.superseded,
+                    "retried": stats.retried, "failed": stats.dead})
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo("worker: delivering grade passbacks; Ctrl-C to stop", err=True)
+    run_forever(deliverer, stop, roster=lambda: roster.sync_requested(
+        settings.database_url, settings.keys_dir))
 
 
 @main.command()

@@ -20,6 +20,13 @@ from lti_tool.launch.models import (
     ToolSession,
     UsedNonce,
 )
+from lti_tool.passback.models import (
+    CourseServices,
+    LineItem,
+    Placement,
+    ScoreOutbox,
+    ServiceToken,
+)
 from lti_tool.playlists.models import (
     Assignment,
     Goal,
@@ -34,6 +41,7 @@ from lti_tool.playlists.models import (
 )
 
 __all__ = [
+    "CourseServices", "LineItem", "Placement", "ScoreOutbox", "ServiceToken",
     "Assignment", "Goal", "GoalComment", "ItemProgress", "LearnerProfile", "Playlist",
     "PlaylistItem", "PlaylistTarget", "QuickCheckAttempt", "Reflection",
     "Evidence", "GradingPolicy", "MasteryOverride", "ReassessmentRequest", "Rollup",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -78,10 +79,23 @@ def security_headers(response):
         response.headers["Content-Security-Policy"] = (
             f"default-src 'self'; script-src 'self' 'nonce-{csp_nonce()}'; "
             f"style-src 'self' 'nonce-{csp_nonce()}'; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'none'; "
+            f"{_extra_sources()}object-src 'none'; base-uri 'none'; "
             f"form-action {sources}; frame-ancestors {sources}")
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+
+
+def _extra_sources() -> str:
+    """A page that embeds a teacher's resource or video allows just that origin."""
+    parts = []
+    for directive, key in (("frame-src", "frame_sources"), ("media-src", "media_sources")):
+        origins = [o for o in g.get(key) or () if _ORIGIN.fullmatch(o)]
+        if origins:
+            parts.append(f"{directive} 'self' {' '.join(origins)}; ")
+    return "".join(parts)
 
 
 def init_app(app: Flask) -> None:

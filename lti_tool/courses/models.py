@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import true
 
 from lti_tool.db import Base
 from lti_tool.timeutil import utcnow
@@ -59,6 +60,10 @@ class Enrollment(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20))
     lis_roles: Mapped[list] = mapped_column(JSON, default=list)
+    # Members the roster (NRPS) no longer lists are inactive, never deleted:
+    # their evidence stays.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    source: Mapped[str] = mapped_column(String(10), default="launch", server_default="launch")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

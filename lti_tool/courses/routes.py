@@ -70,8 +70,29 @@ def _back_link() -> dict:
 @bp.route("/home")
 @require_session
 def home(current):
-    template = "teacher_home.html" if current.is_teacher else "student_home.html"
-    return render_template(template, current=current)
+    # Imported here: the playlists package builds on courses, not the reverse.
+    from lti_tool.playlists import agency
+    from lti_tool.playlists import routes as playlist_pages
+    from lti_tool.playlists import service as playlists
+
+    db = get_db()
+    if current.is_teacher:
+        from lti_tool.passback import service as passback
+
+        listed = playlists.playlists_of(db, current.course.id) if current.course else []
+        placed = passback.placements_of(db, current.course.id) if current.course else []
+        unbound = current.course is not None and current.row.resource_link_pk is not None \
+            and passback.placement_for_link(db, current.row.resource_link_pk) is None
+        return render_template("teacher_home.html", current=current, playlists=listed,
+                               placements=placed, ask_binding=unbound)
+    summary, assignments, goals = [], [], []
+    if current.course:
+        course_id, user_id = current.course.id, current.user.id
+        summary = playlist_pages.student_playlists_summary(db, course_id, user_id)
+        assignments = playlists.open_assignments(db, course_id, user_id)
+        goals = agency.goals_for(db, course_id, user_id)
+    return render_template("student_home.html", current=current, summary=summary,
+                           assignments=assignments, goals=goals)
 
 
 @bp.route("/account")

@@ -46,8 +46,9 @@ def record_launch(session: Session, platform: Platform, deployment: Deployment,
         ensure_defaults(session, course_id)
         upsert(session, Enrollment, ["user_id", "course_id"], {
             "user_id": user_id, "course_id": course_id, "role": decision.role,
-            "lis_roles": list(message.roles), "updated_at": now,
-        }, ["role", "lis_roles", "updated_at"])
+            "lis_roles": list(message.roles), "active": True, "source": "launch",
+            "updated_at": now,
+        }, ["role", "lis_roles", "active", "updated_at"])
 
     link_pk = None
     link = message.resource_link

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from lti_tool.db import Base
 from lti_tool.timeutil import utcnow
@@ -84,6 +85,8 @@ class Standard(Base):
     weight: Mapped[float | None] = mapped_column(Float, nullable=True)
     n: Mapped[int | None] = mapped_column(Integer, nullable=True)
     case_identifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # A power standard: scores passed back can be held "incomplete" below it.
+    power: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -113,9 +113,12 @@ def gradebook(current):
         table.counts[st.id][None], title=f"{st.code}: students at each level",
         id_prefix=f"dist-{st.id}")) for st in standards}
     rows = table.rows
+    from lti_tool.passback.models import CourseServices  # roster sync lives in passback
+
     return render_template("grades/gradebook.html", current=current, standards=standards,
                            students=students, rows=rows, levels=chart_levels,
-                           summaries=summaries, sort=sort, hide_empty=hide_empty)
+                           summaries=summaries, sort=sort, hide_empty=hide_empty,
+                           roster=db.get(CourseServices, course_id))
 
 
 @bp.route("/course/gradebook.csv")
@@ -284,8 +287,18 @@ def regroup(current, standard_id: int):
              "" if not r or r.value is None else f"{r.value:g}")
             for label, members in groups.items() for student, r in members),
             f"groups-{standard.code}.csv")
+    # Acting on the groups (reteach playlist, reassessment) is the playlists
+    # package's work; imported here so grades does not depend on it at load.
+    from lti_tool.playlists import service as playlists
+
+    policy = service.policy_for(db, course_id)
+    below = [student.id for label, members in groups.items() for student, r in members
+             if r is None or r.value is None or r.value < policy.mastery_points]
     return render_template("grades/regroup.html", current=current, standard=standard,
-                           groups=groups, levels=levels)
+                           groups=groups, levels=levels, below=set(below),
+                           playlists=playlists.playlists_of(db, course_id),
+                           assigned=playlists.assignments_on(db, course_id, standard.id),
+                           mastery_points=policy.mastery_points)
 
 
 # -- teacher: evidence for the whole class on one standard ----------------------

@@ -59,6 +59,16 @@ class Settings:
                               scale_max=self.scale_max)
 
 
+def scores_changed(session: Session, course_id: int,
+                   student_ids: Iterable[int] | None = None) -> int:
+    """Mastery moved: queue the LMS scores that depend on it, in this same
+    transaction (the transactional outbox). Imported here, not at the top:
+    passback builds on grades."""
+    from lti_tool.passback.service import enqueue_scores
+
+    return enqueue_scores(session, course_id, student_ids)
+
+
 def ensure_defaults(session: Session, course_id: int) -> None:
     """Give a course the default policy and scale the first time it needs them.
     Reads first: pages only read, and on SQLite a read transaction that turns
@@ -118,10 +128,12 @@ def groups_of(session: Session, course_id: int) -> dict[int, StandardGroup]:
 
 
 def students_of(session: Session, course_id: int) -> list[User]:
-    """Learners of the course (those the LMS launched as students), by name."""
+    """Active learners of the course (launched as students, or listed by the
+    LMS roster and not since removed from it), by name."""
     users = session.scalars(
         select(User).join(Enrollment, Enrollment.user_id == User.id)
-        .where(Enrollment.course_id == course_id, Enrollment.role == "student"))
+        .where(Enrollment.course_id == course_id, Enrollment.role == "student",
+               Enrollment.active.is_(True)))
     return sorted(users, key=lambda u: ((u.family_name or u.display_name or "").casefold(),
                                         (u.given_name or "").casefold(), u.id))
 
@@ -225,6 +237,7 @@ def record_evidence(session: Session, *, course_id: int, student_id: int, standa
     session.flush()
     recompute_rollup(session, course_id, student_id, standard,
                      settings_for(policy_for(session, course_id), levels, standard))
+    scores_changed(session, course_id, [student_id])
     return row
 
 
@@ -246,6 +259,7 @@ def record_override(session: Session, *, course_id: int, student_id: int, standa
     session.flush()
     recompute_rollup(session, course_id, student_id, standard,
                      settings_for(policy_for(session, course_id), levels, standard))
+    scores_changed(session, course_id, [student_id])
 
 
 def recompute_course(session: Session, course_id: int) -> int:
@@ -288,6 +302,7 @@ def recompute_course(session: Session, course_id: int) -> int:
             "last_assessed_at": last.get(key), "updated_at": now})
     for start in range(0, len(values), 2000):
         session.execute(Rollup.__table__.insert(), values[start:start + 2000])
+    scores_changed(session, course_id)
     return len(values)
 
 
@@ -357,6 +372,7 @@ def import_evidence(session: Session, course_id: int, rows, recorded_by: int | N
         standard = standards[standard_id]
         recompute_rollup(session, course_id, student_id, standard,
                          settings_for(policy, levels, standard))
+    scores_changed(session, course_id, {r.student_id for r in rows})
     return len(rows)
 
 

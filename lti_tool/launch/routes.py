@@ -20,6 +20,7 @@ from lti_tool.launch.models import Platform
 from lti_tool.launch.roles import TEACHER, decide
 from lti_tool.launch.tool_session import COOKIE, create_session
 from lti_tool.launch.urls import origin_of
+from lti_tool.passback import service as passback
 from lti_tool.services import services
 from lti_tool.web import get_db, registered_origins
 
@@ -170,6 +171,10 @@ def launch():
             "Only teachers can add Pathwise content to a course.",
             "Ask your teacher to add the activity."), "launch")
     record = record_launch(db, verified.platform, verified.deployment, message, decision)
+    placement = passback.on_launch(
+        db, platform=verified.platform, claims=verified.claims, course_id=record.course_id,
+        resource_link_pk=record.resource_link_pk, is_teacher=decision.role == TEACHER,
+        custom=message.custom)
     notice = None if decision.recognised else (
         "Your LMS did not send a course role Pathwise knows, so you see the student view.")
     trusted = _trusted_origins(verified)
@@ -187,13 +192,26 @@ def launch():
            context_id=(message.context or {}).get("id"),
            resource_link_id=(message.resource_link or {}).get("id"))
     token = svc.tokens.issue(row.id)
-    response = redirect(url_for("pages.home", t=token), code=303)
+    response = redirect(_destination(message, record, decision, placement, token), code=303)
     # The state cookie has done its job; do not let them pile up in the browser.
     response.delete_cookie(_state_cookie(state), path="/", secure=True,
                            httponly=True, samesite="None", partitioned=True)
     response.set_cookie(COOKIE, token, max_age=settings.session_ttl, secure=True,
                         httponly=True, samesite="None", partitioned=True, path="/")
     return response
+
+
+def _destination(message, record, decision, placement, token: str) -> str:
+    """Where a launch lands: the deep-linking picker, the placed playlist (its
+    path for students, its passback settings for teachers), or the home page."""
+    if message.message_type == "LtiDeepLinkingRequest":
+        return url_for("deep_linking.pick", t=token)
+    if placement is not None:
+        if decision.role == TEACHER:
+            return url_for("passback.placement", placement_id=placement.id, t=token)
+        return url_for("playlists.my_playlist", playlist_id=placement.playlist_id, t=token)
+    # A link added by hand: the teacher's dashboard asks which playlist it shows.
+    return url_for("pages.home", t=token)
 
 
 def _trusted_origins(verified) -> list[str]:
@@ -210,6 +228,9 @@ def _trusted_origins(verified) -> list[str]:
     nrps = claims.get("https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice")
     if isinstance(nrps, dict):
         urls.append(nrps.get("context_memberships_url"))
+    settings = claims.get("https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings")
+    if isinstance(settings, dict):
+        urls.append(settings.get("deep_link_return_url"))  # the picker posts its answer there
     return sorted({o for o in (origin_of(u) for u in urls if isinstance(u, str)) if o})
 
 

@@ -1,0 +1,269 @@
+"""Delivers the score outbox to the LMSs.
+
+Claiming: due rows are leased (status 'sending', `claimed_until`) in a short
+transaction — `FOR UPDATE SKIP LOCKED` on PostgreSQL so several workers never
+take the same row, SQLite's single writer elsewhere. A worker that dies
+mid-batch leaves leases that expire and are claimed again; the row's
+timestamp never changes, so a resend is the identical request and the LMS
+answers it idempotently (Canvas accepts an equal timestamp, Moodle's 409 is
+counted as delivered).
+
+Coalescing: of several pending rows for one (line item, student), only the
+newest is sent; the older ones are marked superseded.
+
+Results: sent; superseded (the LMS already has something newer); retried
+with jittered exponential backoff honouring Retry-After (429, 503, Canvas's
+403 "Rate Limit Exceeded", timeouts, 5xx); dead-lettered with the reason for
+the teacher when retrying cannot help (not a student, line item deleted,
+course concluded, malformed) or after MAX_AGE."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from lti_tool.db import session_factory, session_scope
+from lti_tool.launch import keys as tool_keys
+from lti_tool.launch.models import Platform
+from lti_tool.passback import platform_client
+from lti_tool.passback.models import CourseServices, LineItem, ScoreOutbox
+from lti_tool.passback.service import origin
+from lti_tool.timeutil import aware, utcnow
+
+log = logging.getLogger("lti_tool.passback")
+
+LEASE = timedelta(seconds=60)
+BATCH = 200
+BASE_DELAY = 2.0
+MAX_DELAY = 3600.0
+MAX_AGE = timedelta(days=7)
+THREADS = 8
+PERMANENT = {
+    "user_not_gradable": "The LMS says this person is not a student in the course.",
+    "lineitem_dead": "The LMS gradebook column no longer exists (deleted, or the course "
+                     "was copied). Open the activity from the LMS once to reconnect it.",
+    "closed": "The LMS refused the score: the course has concluded or the assignment is "
+              "closed.",
+    "malformed": "The LMS refused the score as invalid.",
+    "config": "The LMS no longer accepts this tool's key; ask the LMS administrator to "
+              "check the Pathwise developer key or registration.",
+    "forbidden_host": "The LMS gave a service address outside its own hosts; refused.",
+}
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    superseded: int = 0
+    retried: int = 0
+    dead: int = 0
+    by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, other: Stats) -> None:
+        self.sent += other.sent
+        self.superseded += other.superseded
+        self.retried += other.retried
+        self.dead += other.dead
+        for k, v in other.by_kind.items():
+            self.by_kind[k] += v
+
+
+def backoff(attempts: int, retry_after: float | None, rng: random.Random | None = None
+            ) -> float:
+    """Seconds to wait: full jitter over an exponential ceiling, never less
+    than what the LMS asked for."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** max(attempts - 1, 0)))
+    wait = (rng or random).uniform(ceiling / 2, ceiling)
+    return max(wait, retry_after or 0.0)
+
+
+def _claim(session: Session, now: datetime, limit: int) -> list[ScoreOutbox]:
+    due = (select(ScoreOutbox)
+           .where(((ScoreOutbox.status == "pending") & (ScoreOutbox.next_attempt_at <= now))
+                  | ((ScoreOutbox.status == "sending") & (ScoreOutbox.claimed_until < now)))
+           .order_by(ScoreOutbox.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = list(session.scalars(due))
+    if not rows:
+        return []
+    # Coalesce: only the newest claimed row per target goes out.
+    newest: dict[tuple[int, int], ScoreOutbox] = {}
+    for row in rows:
+        key = (row.line_item_id, row.student_id)
+        if key not in newest or row.id > newest[key].id:
+            newest[key] = row
+    keep = {row.id for row in newest.values()}
+    for row in rows:
+        if row.id not in keep:
+            row.status, row.claimed_until = "superseded", None
+    for row in newest.values():
+        row.status, row.claimed_until = "sending", now + LEASE
+    session.flush()
+    return list(newest.values())
+
+
+@dataclass(frozen=True)
+class _Job:
+    row_id: int
+    platform_id: int
+    course_id: int
+    url: str
+    payload: dict
+    attempts: int
+    created_at: datetime
+
+
+def _jobs(session: Session, rows: list[ScoreOutbox]) -> list[_Job]:
+    urls = dict(session.execute(select(LineItem.id, LineItem.url).where(
+        LineItem.id.in_({r.line_item_id for r in rows}))).all())
+    return [_Job(r.id, r.platform_id, r.course_id, urls[r.line_item_id], dict(r.payload),
+                 r.attempts, aware(r.created_at)) for r in rows]
+
+
+class Deliverer:
+    """One process's delivery loop over one database."""
+
+    def __init__(self, database_url: str, keys_dir, *, concurrency: int = 4):
+        self.database_url = database_url
+        self.keys_dir = keys_dir
+        self.concurrency = concurrency
+        self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="passback")
+
+    def _client(self, session: Session, platform_id: int) -> platform_client.PlatformClient:
+        platform = session.get(Platform, platform_id)
+        keyset = tool_keys.load(self.keys_dir)
+        return platform_client.client_for(platform, keyset.sign, self.database_url,
+                                          concurrency=self.concurrency)
+
+    def run_once(self, *, limit: int = BATCH) -> Stats:
+        """Claim one batch of due rows, deliver them, record the outcomes."""
+        with session_scope(self.database_url) as session:
+            rows = _claim(session, utcnow(), limit)
+            jobs = _jobs(session, rows)
+            clients = {pid: self._client(session, pid) for pid in {j.platform_id for j in jobs}}
+            allowed = {}
+            for course_id, platform_id in {(j.course_id, j.platform_id) for j in jobs}:
+                services = session.get(CourseServices, course_id)
+                platform = session.get(Platform, platform_id)
+                allowed[course_id] = sorted(
+                    set(services.service_hosts if services else [])
+                    | {o for o in (origin(platform.auth_token_url),) if o})
+        if not jobs:
+            return Stats()
+        outcomes = list(self._pool.map(
+            lambda job: self._send(clients[job.platform_id], allowed[job.course_id], job),
+            jobs))
+        stats = Stats()
+        now = utcnow()
+        with session_scope(self.database_url) as session:
+            for job, (kind, status, detail, retry_after) in zip(jobs, outcomes, strict=True):
+                stats.by_kind[kind or "sent"] += 1
+                values: dict = {"claimed_until": None, "last_http_status": status,
+                                "attempts": job.attempts + 1}
+                if kind is None:
+                    values.update(status="sent", sent_at=now, last_error="")
+                    stats.sent += 1
+                elif kind == "superseded":
+                    values.update(status="sent", sent_at=now,
+                                  last_error="The LMS already had a newer score.")
+                    stats.superseded += 1
+                elif kind in PERMANENT or now - job.created_at > MAX_AGE:
+                    values.update(status="dead",
+                                  last_error=(PERMANENT.get(kind) or "Gave up after retrying "
+                                              "for a week.") + (f" ({detail})" if detail
+                                                                else ""))
+                    stats.dead += 1
+                else:
+                    delay = backoff(job.attempts + 1, retry_after)
+                    values.update(status="pending",
+                                  next_attempt_at=now + timedelta(seconds=delay),
+                                  last_error=detail or kind)
+                    stats.retried += 1
+                # Only the lease holder records an outcome (a lease that expired
+                # and was claimed again belongs to the new holder).
+                session.execute(update(ScoreOutbox).where(
+                    ScoreOutbox.id == job.row_id, ScoreOutbox.status == "sending")
+                    .values(**values))
+        return stats
+
+    def _send(self, client, allowed: list[str], job: _Job):
+        try:
+            response = client.post_score(job.url, job.payload, allowed_origins=allowed)
+            return None, response.status_code, "", None
+        except platform_client.ServiceError as exc:
+            log.info('{"event": "score_not_delivered", "kind": "%s", "status": %s, '
+                     '"outbox_id": %d}', exc.kind, exc.status or "null", job.row_id)
+            return exc.kind, exc.status, exc.detail, exc.retry_after
+
+    def drain(self, *, deadline: float | None = None) -> Stats:
+        """Deliver until nothing is due (or the deadline passes)."""
+        total = Stats()
+        while deadline is None or time.monotonic() < deadline:
+            stats = self.run_once()
+            total.add(stats)
+            if not (stats.sent or stats.superseded or stats.retried or stats.dead):
+                break
+        return total
+
+    def next_due_in(self) -> float | None:
+        with session_factory(self.database_url, write=False)() as session:
+            when = session.scalar(select(ScoreOutbox.next_attempt_at).where(
+                ScoreOutbox.status == "pending").order_by(ScoreOutbox.next_attempt_at)
+                .limit(1))
+        if when is None:
+            return None
+        return max(0.0, (aware(when) - utcnow()).total_seconds())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- running in the background ---------------------------------------------------------
+_wake = threading.Event()
+
+
+def poke() -> None:
+    """New scores were queued in this process: deliver soon."""
+    _wake.set()
+
+
+def run_forever(deliverer: Deliverer, stop: threading.Event, *, poll: float = 2.0,
+                roster=None) -> None:
+    """The worker loop: drain what is due, then sleep until poked, until the
+    next row is due, or `poll` seconds (other processes queue rows too)."""
+    while not stop.is_set():
+        try:
+            deliverer.drain()
+            if roster is not None:
+                roster()
+            wait = deliverer.next_due_in()
+        except Exception:  # noqa: BLE001 — a worker must outlive a bad batch or a DB blip
+            log.exception('{"event": "passback_worker_error"}')
+            wait = poll
+        wait = poll if wait is None else min(wait, poll)
+        _wake.wait(timeout=max(wait, 0.05))
+        _wake.clear()
+
+
+def start_inline(database_url: str, keys_dir, *, concurrency: int = 4) -> threading.Event:
+    """The embedded mode's background thread; returns the event that stops it."""
+    stop = threading.Event()
+    deliverer = Deliverer(database_url, keys_dir, concurrency=concurrency)
+    from lti_tool.passback import roster
+
+    thread = threading.Thread(
+        target=run_forever, args=(deliverer, stop),
+        kwargs={"roster": lambda: roster.sync_requested(database_url, keys_dir)},
+        name="pathwise-passback", daemon=True)
+    thread.start()
+    return stop
