@@ -242,7 +242,8 @@ def keys_retire(kid: str) -> None:
     _echo_json(keys.describe(folder))
 
 
-def _start_sandbox(flavor: str, host: str, port: int, tool_url: str, instance: Path):
+def _start_sandbox(flavor: str, host: str, port: int, tool_url: str, instance: Path, *,
+                   latency_ms: int = 0, test_controls: bool = False):
     """Create, seed and register a sandbox LMS; returns (app, server, url).
 
     The CLI is the one place that wires the sandbox to the tool: the tool's
@@ -254,7 +255,8 @@ def _start_sandbox(flavor: str, host: str, port: int, tool_url: str, instance: P
 
     base_url = f"http://{host}:{port}"
     app = create_sandbox_app(flavor=flavor, base_url=base_url, tool_url=tool_url,
-                             db_path=str(instance / f"sandbox-{flavor}.db"))
+                             db_path=str(instance / f"sandbox-{flavor}.db"),
+                             latency_ms=latency_ms, test_controls=test_controls)
     seed(app)
     platform.main(registration_args(app)[1:], prog_name="lti-tool platform",
                   standalone_mode=False)
@@ -268,11 +270,17 @@ def _start_sandbox(flavor: str, host: str, port: int, tool_url: str, instance: P
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5100, show_default=True, type=int)
 @click.option("--tool-url", default=None, help="the tool's base URL (default LTI_TOOL_BASE_URL)")
-def sandbox(flavor: str, host: str, port: int, tool_url: str | None) -> None:
+@click.option("--latency-ms", type=click.IntRange(min=0), default=0, show_default=True,
+              help="delay every service request (token, AGS, NRPS) as a distant LMS would")
+@click.option("--test-controls", is_flag=True,
+              help="enable /sandbox/faults, /sandbox/requests and /sandbox/gradebook.json")
+def sandbox(flavor: str, host: str, port: int, tool_url: str | None, latency_ms: int,
+            test_controls: bool) -> None:
     """Serve the sandbox LMS with a demo course, registered with the tool."""
     settings = _settings()
     _, server, url = _start_sandbox(flavor, host, port, tool_url or settings.base_url,
-                                    settings.instance_path)
+                                    settings.instance_path, latency_ms=latency_ms,
+                                    test_controls=test_controls)
     click.echo(f"Sandbox LMS ({flavor}) at {url}")
     try:
         server.serve_forever()
