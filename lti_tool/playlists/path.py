@@ -124,7 +124,7 @@ class StandardInfo:
         return self.code.strip() or self.title.strip() or f"standard {self.id}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a class of 500 builds 20,000 of these per page
 class PathEntry:
     item: Item
     state: State
@@ -300,6 +300,8 @@ class PreparedPlaylist:
     standards: Mapping[int, StandardInfo]
     board_of: Mapping[int, int]
     position: Mapping[int, int]
+    titles: Mapping[int, str]
+    prereq_order: Mapping[int, tuple[int, ...]]  # prerequisite items in playlist order
 
     def path(self, *, mastery: Mapping[int, float | None], progress: Mapping[int, str],
              mastery_points: float = 3.0, mastery_label: str = "Mastery") -> Path:
@@ -315,8 +317,12 @@ class PreparedPlaylist:
 def prepare(items: Sequence[Item], standards: Mapping[int, StandardInfo]) -> PreparedPlaylist:
     """Check the playlist (raises ValueError saying what to fix) once."""
     board_of = _validate(items, {}, standards)
-    return PreparedPlaylist(items=tuple(items), standards=standards, board_of=board_of,
-                            position={item.id: i for i, item in enumerate(items)})
+    position = {item.id: i for i, item in enumerate(items)}
+    return PreparedPlaylist(
+        items=tuple(items), standards=standards, board_of=board_of, position=position,
+        titles={item.id: item.title for item in items},
+        prereq_order={item.id: tuple(sorted(item.prereq_items, key=position.__getitem__))
+                      for item in items})
 
 
 def compute_path(
@@ -339,39 +345,34 @@ def _compute(prepared: PreparedPlaylist, mastery: Mapping[int, float | None],
              progress: Mapping[int, str], mastery_points: float, mastery_label: str) -> Path:
     items, board_of, standards = prepared.items, prepared.board_of, prepared.standards
     position = prepared.position
-    by_id = {item.id: item for item in items}
-
-    def mastered(standard_id: int) -> bool:
-        value = mastery.get(standard_id)
-        return value is not None and value >= mastery_points
-
-    def done_by_progress(item: Item) -> bool:
-        if item.kind is ItemKind.CHOICE_BOARD:
-            chosen = sum(progress.get(a) == "done" for a in item.alternatives)
-            return chosen >= item.min_choices
-        return progress.get(item.id) == "done"
+    mastered = {s for s, v in mastery.items() if v is not None and v >= mastery_points}
 
     def finished(item: Item) -> State | None:
         """States 1–3 of the rules: these never depend on other items."""
-        is_done = done_by_progress(item)
+        if item.kind is ItemKind.CHOICE_BOARD:
+            is_done = sum(progress.get(a) == "done" for a in item.alternatives) \
+                >= item.min_choices
+        else:
+            is_done = progress.get(item.id) == "done"
         if is_done and item.kind in _EVIDENCE_KINDS:
             return State.DONE
-        if item.standards and all(mastered(s) for s in item.standards):
+        if item.standards and item.standards <= mastered:
             return State.MASTERED_OPTIONAL
         return State.DONE if is_done else None
 
     finished_state = {item.id: finished(item) for item in items}
+    titles = prepared.titles
 
     def own_reasons(item: Item) -> list[str]:
         reasons = []
-        if item.prereq_standards:
-            unmet = [standards[s] for s in item.prereq_standards if not mastered(s)]
-            unmet.sort(key=lambda s: (s.label, s.id))
+        if item.prereq_standards and not item.prereq_standards <= mastered:
+            unmet = sorted((standards[s] for s in item.prereq_standards if s not in mastered),
+                           key=lambda s: (s.label, s.id))
             reasons = [f"Unlocks when you reach {mastery_label} on {s.label}" for s in unmet]
         if item.prereq_items:
             reasons += [
-                f"Unlocks when you finish “{by_id[other].title}”"
-                for other in sorted(item.prereq_items, key=position.__getitem__)
+                f"Unlocks when you finish “{titles[other]}”"
+                for other in prepared.prereq_order[item.id]
                 if finished_state[other] is None
             ]
         return reasons
@@ -396,7 +397,7 @@ def _compute(prepared: PreparedPlaylist, mastery: Mapping[int, float | None],
             else:
                 state = State.AVAILABLE
         reasons_of[item.id] = reasons
-        entries.append(PathEntry(item=item, state=state, reasons=reasons, board_id=board_id))
+        entries.append(PathEntry(item, state, reasons, False, board_id))
 
     top = [e for e in entries if e.board_id is None]
     must = [e for e in top if e.item.tag is Tag.MUST_DO]
@@ -405,10 +406,7 @@ def _compute(prepared: PreparedPlaylist, mastery: Mapping[int, float | None],
     complete = must_done == must_total
     next_id = None if complete else _pick_next(top)
     if next_id is not None:
-        index = next(i for i, e in enumerate(entries) if e.item.id == next_id)
-        e = entries[index]
-        entries[index] = PathEntry(e.item, e.state, e.reasons, recommended=True,
-                                   board_id=e.board_id)
+        entries[position[next_id]].recommended = True
     percent = 100 if must_total == 0 else (100 * must_done) // must_total
     return Path(
         entries=tuple(entries),

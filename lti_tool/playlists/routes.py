@@ -23,12 +23,12 @@ from sqlalchemy import func, select
 from lti_tool.courses.models import Course, Enrollment
 from lti_tool.courses.routes import require_session
 from lti_tool.grades import service as grading
-from lti_tool.grades.models import Evidence, Rollup
+from lti_tool.grades.models import Rollup
 from lti_tool.playlists import class_progress, content, embedding, path, service, transfer
 from lti_tool.playlists.agency import goals_for, open_reflection_requests
 from lti_tool.playlists.models import ItemProgress, QuickCheckAttempt
 from lti_tool.playlists.service import PlaylistError
-from lti_tool.timeutil import aware, utcnow
+from lti_tool.timeutil import utcnow
 from lti_tool.web import get_db
 
 bp = Blueprint("playlists", __name__)
@@ -369,56 +369,7 @@ def progress(current, playlist_id: int):
     course_id = current.course.id
     playlist = _playlist_or_404(db, course_id, playlist_id)
     ctx = service.playlist_context(db, course_id, playlist)
-    students = grading.students_of(db, course_id)
-    mastery: dict[int, dict[int, float | None]] = {s.id: {} for s in students}
-    for student_id, standard_id, value in db.execute(
-            select(Rollup.student_id, Rollup.standard_id, Rollup.value)
-            .where(Rollup.course_id == course_id)):
-        if student_id in mastery:
-            mastery[student_id][standard_id] = value
-    progress_rows: dict[int, dict[int, str]] = {s.id: {} for s in students}
-    last: dict[int, object] = {}
-    for student_id, item_id, status, updated in db.execute(
-            select(ItemProgress.student_id, ItemProgress.item_id, ItemProgress.status,
-                   ItemProgress.updated_at).where(ItemProgress.playlist_id == playlist.id)):
-        if student_id in progress_rows:
-            progress_rows[student_id][item_id] = status
-            updated = aware(updated)
-            if student_id not in last or updated > last[student_id]:
-                last[student_id] = updated
-    standard_ids = {s for i in ctx.items for s in (i.standard_ids or [])}
-    below = {s.id: {} for s in students}
-    evidence = db.execute(
-        select(Evidence.student_id, Evidence.standard_id, Evidence.score, Evidence.created_at)
-        .where(Evidence.course_id == course_id, Evidence.superseded_by.is_(None),
-               Evidence.source.in_(("quick check", "checkpoint")),
-               Evidence.standard_id.in_(standard_ids or {0}))
-        .order_by(Evidence.assessed_at, Evidence.id))
-    for student_id, standard_id, score, created in evidence:
-        if student_id not in below:
-            continue
-        counts = below[student_id]
-        # Attempts below mastery since the last one at mastery.
-        counts[standard_id] = 0 if score >= ctx.mastery_points else counts.get(standard_id,
-                                                                                0) + 1
-        created = aware(created)
-        if student_id not in last or created > last[student_id]:
-            last[student_id] = created
-    targets = {t.student_id: t for t in db.scalars(select(service.PlaylistTarget).where(
-        service.PlaylistTarget.playlist_id == playlist.id))}
-    today = _today()
-    activities, paths = [], []
-    for student in students:
-        student_path = ctx.compute(mastery[student.id], progress_rows[student.id])
-        paths.append(student_path)
-        target = targets.get(student.id)
-        activities.append(class_progress.StudentActivity(
-            student_id=student.id, name=student.display_name or student.sub,
-            path=student_path, last_activity=last.get(student.id),
-            attempts_below={k: v for k, v in below[student.id].items()
-                            if v and not (mastery[student.id].get(k) or 0)
-                            >= ctx.mastery_points},
-            pace=service.pace_for(student_path, target, today) if target else None))
+    activities, paths = service.class_activity(db, course_id, ctx, _today())
     try:
         idle_days = max(1, min(int(request.args.get("idle", 7)), 365))
     except ValueError:

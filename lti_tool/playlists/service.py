@@ -653,6 +653,72 @@ def pace_for(student_path: path.Path, target: PlaylistTarget | None, today: date
                      student_path.must_total)
 
 
+def class_activity(session: Session, course_id: int, ctx: PlaylistContext, today: date
+                   ) -> tuple[list, list[path.Path]]:
+    """Every active student's path, last activity, attempts below mastery and
+    pace on one playlist: the class progress view's input, in five queries
+    read as plain tuples (500 students x 40 items)."""
+    from lti_tool.playlists.class_progress import StudentActivity
+
+    conn = session.connection()
+    students = grading.students_of(session, course_id)
+    mastery: dict[int, dict[int, float | None]] = {s.id: {} for s in students}
+    for student_id, standard_id, value in conn.execute(
+            select(Rollup.student_id, Rollup.standard_id, Rollup.value)
+            .where(Rollup.course_id == course_id)):
+        if student_id in mastery:
+            mastery[student_id][standard_id] = value
+    progress: dict[int, dict[int, str]] = {s.id: {} for s in students}
+    for student_id, item_id, status in conn.execute(
+            select(ItemProgress.student_id, ItemProgress.item_id, ItemProgress.status)
+            .where(ItemProgress.playlist_id == ctx.playlist.id)):
+        if student_id in progress:
+            progress[student_id][item_id] = status
+    standard_ids = {s for i in ctx.items for s in (i.standard_ids or [])} or {0}
+    last: dict[int, datetime] = {}
+    for student_id, when in conn.execute(
+            select(ItemProgress.student_id, func.max(ItemProgress.updated_at))
+            .where(ItemProgress.playlist_id == ctx.playlist.id)
+            .group_by(ItemProgress.student_id)):
+        last[student_id] = aware(when)
+    # Attempts below mastery since the last one at mastery, per standard; and
+    # the student's latest quick check or checkpoint (their own activity).
+    below: dict[int, dict[int, int]] = {s.id: {} for s in students}
+    latest: dict[int, datetime] = {}
+    points = ctx.mastery_points
+    for student_id, standard_id, score, created in conn.execute(
+            select(Evidence.student_id, Evidence.standard_id, Evidence.score,
+                   Evidence.created_at)
+            .where(Evidence.course_id == course_id, Evidence.superseded_by.is_(None),
+                   Evidence.source.in_(("quick check", "checkpoint")),
+                   Evidence.standard_id.in_(standard_ids))
+            .order_by(Evidence.assessed_at, Evidence.id)):
+        counts = below.get(student_id)
+        if counts is not None:
+            counts[standard_id] = 0 if score >= points else counts.get(standard_id, 0) + 1
+            if student_id not in latest or created > latest[student_id]:
+                latest[student_id] = created  # one backend: all naive or all aware
+    for student_id, when in latest.items():
+        when = aware(when)
+        if student_id not in last or when > last[student_id]:
+            last[student_id] = when
+    targets = {t.student_id: t for t in session.scalars(select(PlaylistTarget).where(
+        PlaylistTarget.playlist_id == ctx.playlist.id))}
+    activities, paths = [], []
+    for student in students:
+        mine = mastery[student.id]
+        student_path = ctx.compute(mine, progress[student.id])
+        paths.append(student_path)
+        target = targets.get(student.id)
+        activities.append(StudentActivity(
+            student_id=student.id, name=student.display_name or student.sub,
+            path=student_path, last_activity=last.get(student.id),
+            attempts_below={k: v for k, v in below[student.id].items()
+                            if v and not (mine.get(k) or 0) >= points},
+            pace=pace_for(student_path, target, today) if target else None))
+    return activities, paths
+
+
 # -- teacher actions from data ---------------------------------------------------
 def assign(session: Session, course_id: int, *, kind: str, standard_id: int,
            student_ids: Iterable[int], playlist_id: int | None, note: str,
