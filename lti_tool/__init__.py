@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.grades.routes import bp as grades_bp
     from lti_tool.launch.deep_linking_routes import bp as deep_linking_bp
     from lti_tool.launch.routes import bp as launch_bp
+    from lti_tool.launch.setup_routes import bp as setup_bp
     from lti_tool.passback.routes import bp as passback_bp
     from lti_tool.playlists.agency_routes import bp as agency_bp
     from lti_tool.playlists.routes import bp as playlists_bp
@@ -47,6 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(agency_bp)
     app.register_blueprint(passback_bp)
     app.register_blueprint(deep_linking_bp)
+    app.register_blueprint(setup_bp)
     _register_error_pages(app)
     return app
 
