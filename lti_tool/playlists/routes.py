@@ -294,11 +294,11 @@ def move_item(current, playlist_id: int, item_id: int):
         db.commit()
     except PlaylistError as exc:
         return _fail(exc)
-    # Back to the moved item, with focus on the same button, for keyboard users.
+    # Back to the moved item with focus on the same button (autofocus.js), for
+    # keyboard users; no #anchor: scrolling to it would clear that focus.
     return redirect(url_for("playlists.edit_playlist", playlist_id=playlist.id,
                             t=current.token, moved=item.id,
-                            dir=request.form.get("direction"),
-                            _anchor=f"item-{item.id}"), code=303)
+                            dir=request.form.get("direction")), code=303)
 
 
 @bp.route("/course/playlists/<int:playlist_id>/items/<int:item_id>/delete", methods=["POST"])
