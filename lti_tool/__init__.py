@@ -28,10 +28,11 @@ def create_app(config: dict | None = None) -> Flask:
     )
     logging.getLogger("lti_tool").setLevel(logging.INFO)
 
-    from lti_tool import web
+    from lti_tool import observability, ratelimit, web
     from lti_tool.courses.routes import bp as pages_bp
     from lti_tool.grades.routes import bp as grades_bp
     from lti_tool.launch.deep_linking_routes import bp as deep_linking_bp
+    from lti_tool.launch.registration_routes import bp as registration_bp
     from lti_tool.launch.routes import bp as launch_bp
     from lti_tool.launch.setup_routes import bp as setup_bp
     from lti_tool.passback.routes import bp as passback_bp
@@ -40,6 +41,10 @@ def create_app(config: dict | None = None) -> Flask:
     from lti_tool.services import build_services
 
     app.extensions["pathwise"] = build_services(settings)
+    # Observability first: its after_request runs last, so the access log and
+    # the latency histogram see the final response.
+    observability.init_app(app)
+    ratelimit.init_app(app)
     web.init_app(app)
     app.register_blueprint(launch_bp)
     app.register_blueprint(pages_bp)
@@ -48,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(agency_bp)
     app.register_blueprint(passback_bp)
     app.register_blueprint(deep_linking_bp)
+    app.register_blueprint(registration_bp)
     app.register_blueprint(setup_bp)
     _register_error_pages(app)
     return app
@@ -60,6 +66,7 @@ def _register_error_pages(app: Flask) -> None:
         404: ("Not found", "There is nothing at this address."),
         405: ("Method not allowed", "This address does not accept that kind of request."),
         413: ("Too large", "The request is too large."),
+        429: ("Too many requests", "Please wait a moment, then try again."),
     }
 
     def handler(exc):
@@ -72,7 +79,9 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(exc):
-        reference = secrets.token_hex(6)
+        from lti_tool.observability import request_id
+
+        reference = request_id() or secrets.token_hex(6)
         app.logger.error("unhandled_error reference=%s", reference, exc_info=exc)
         return render_template("error.html", title="Something went wrong",
                                text=f"Pathwise hit an unexpected problem (reference {reference}).",

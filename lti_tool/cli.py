@@ -204,6 +204,16 @@ def platform_list() -> None:
         _echo_json([platform_as_dict(p) for p in list_platforms(session)])
 
 
+@main.command("admin-token")
+def admin_token_command() -> None:
+    """Print the token for the administrator pages (/admin/registrations):
+    LTI_TOOL_ADMIN_TOKEN when set, else the one kept in the instance folder
+    (generated on first use)."""
+    from lti_tool.launch.registration import admin_token
+
+    click.echo(admin_token(_settings()))
+
+
 @main.group("keys")
 def keys_group() -> None:
     """The tool's signing keys."""

@@ -20,6 +20,7 @@ from lti_tool.launch.models import (
     ToolSession,
     UsedNonce,
 )
+from lti_tool.observability import MetricSeries
 from lti_tool.passback.models import (
     CourseServices,
     LineItem,
@@ -39,8 +40,10 @@ from lti_tool.playlists.models import (
     QuickCheckAttempt,
     Reflection,
 )
+from lti_tool.ratelimit import RateLimitCounter
 
 __all__ = [
+    "MetricSeries", "RateLimitCounter",
     "CourseServices", "LineItem", "Placement", "ScoreOutbox", "ServiceToken",
     "Assignment", "Goal", "GoalComment", "ItemProgress", "LearnerProfile", "Playlist",
     "PlaylistItem", "PlaylistTarget", "QuickCheckAttempt", "Reflection",

@@ -1,10 +1,38 @@
-"""Per-request plumbing: database session, security headers, CSP nonce."""
+"""Per-request plumbing: database session, security headers, CSP nonce, and
+the Origin check for changes (CSRF).
+
+CSRF. Pages after a launch are reached with a signed session token `t` that
+the tool puts in its own links and forms (never only a cookie). A change
+(POST and friends) is accepted only with `t` in the form or an Authorization
+header (see courses.routes._token_from_request): that is the synchroniser-token
+pattern, bound to the session. Another site can make a browser send the
+partitioned session cookie, but it cannot read `t` out of our pages (the
+same-origin policy), so it cannot forge a change. Two header checks add defence
+in depth for browsers and cases where a token leaks into a page it should not
+have: `Sec-Fetch-Site: cross-site` is refused, and so is any `Origin` that is
+not this tool's own (`origin_allowed`). Inside the LMS iframe the tool's own
+forms post to the tool's own origin, so the browser sends `Origin` = the tool
+and `Sec-Fetch-Site: same-origin`. `/lti/login` and `/lti/launch` are posted
+cross-site by every LMS by design; state, nonce and signature protect them.
+
+Security headers on every response: `X-Content-Type-Options`, `Referrer-Policy`,
+`Permissions-Policy`, HSTS on https; a Content-Security-Policy on HTML with a
+per-request nonce and `frame-ancestors` limited to the session's platform (or,
+before a session, every registered platform); a deny-all policy on anything
+else (JSON, text, downloads), framed by the session's platform at most. No
+`X-Frame-Options`: it cannot list several origins and would keep the tool out
+of the LMS iframe; `frame-ancestors` governs. No `Cross-Origin-Opener-Policy`:
+it is ignored in iframes, and on a page an LMS opened as a popup (new-window
+launches, dynamic registration) it would cut the `window.opener` link the LMS
+and LTI postMessage flows (the registration's `org.imsglobal.lti.close`) rely
+on, while protecting nothing here."""
 
 from __future__ import annotations
 
 import re
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import select
@@ -13,6 +41,8 @@ from sqlalchemy.orm import Session
 from lti_tool.db import session_factory
 from lti_tool.launch.models import Platform
 from lti_tool.launch.urls import origin_of
+
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=()"
 
 
 def get_db(*, write: bool | None = None) -> Session:
@@ -62,13 +92,68 @@ def registered_origins(db: Session) -> list[str]:
     return result
 
 
+def _normal_origin(value: str | None) -> str | None:
+    """scheme://host[:port], lower case, default port dropped; None if not one."""
+    parts = urlsplit((value or "").strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == {"http": 80, "https": 443}[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def own_origins() -> set[str]:
+    """This tool's origin: the configured public URL, and the origin this
+    request was addressed to (the browser sets Host; another site cannot)."""
+    origins = {_normal_origin(current_app.config["SETTINGS"].base_url),
+               _normal_origin(f"{request.scheme}://{request.host}")}
+    origins.discard(None)
+    return origins
+
+
+def origin_allowed() -> bool:
+    """For changes on session pages: no `Origin` header (older browsers, the
+    test client, scripts), or this tool's own origin. A foreign origin, or
+    `null` (an opaque origin: a sandboxed frame, a data: URL, a cross-origin
+    redirect; never the tool's own forms), is refused."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    normal = _normal_origin(origin)
+    return normal is not None and normal in own_origins()
+
+
+def cross_site_change() -> str | None:
+    """Why a change on a session page must be refused (None when it may go
+    on): the CSRF header checks that add to the session token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return "sec-fetch-site"
+    if not origin_allowed():
+        return "origin"
+    return None
+
+
 def security_headers(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
     if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    # Redirects show nothing that could be framed: no policy to compute.
-    if response.mimetype == "text/html" and not 300 <= response.status_code < 400:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if 300 <= response.status_code < 400:
+        return response
+    # Redirects (above) show nothing that could be framed: no policy. A
+    # redirect inside the LMS iframe must not be stopped before its target.
+    if response.mimetype == "text/html":
         ancestors = g.get("frame_ancestors")
         if ancestors is None:
             try:
@@ -82,6 +167,14 @@ def security_headers(response):
             f"{_extra_sources()}object-src 'none'; base-uri 'none'; "
             f"form-action {sources}; frame-ancestors {sources}")
         response.headers.setdefault("Cache-Control", "no-store")
+    else:
+        # JSON, text, files: nothing to run. Framed only where a session's own
+        # page may be (an export opened inside the LMS iframe), else nowhere.
+        ancestors = g.get("frame_ancestors")
+        sources = " ".join(["'self'", *ancestors]) if ancestors is not None else "'none'"
+        headers.setdefault("Content-Security-Policy",
+                           f"default-src 'none'; base-uri 'none'; form-action 'none'; "
+                           f"frame-ancestors {sources}")
     return response
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, g, render_template, request
 
 from lti_tool.launch.tool_session import COOKIE, load_session
 from lti_tool.services import services
-from lti_tool.web import get_db
+from lti_tool.web import cross_site_change, get_db
 
 bp = Blueprint("pages", __name__)
 
@@ -37,8 +37,9 @@ def require_session(view=None, *, teacher: bool = False, course: bool = False):
     def decorate(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            if request.method not in SAFE_METHODS and \
-                    request.headers.get("Sec-Fetch-Site") == "cross-site":
+            # CSRF: the session token `t` a change must carry (see
+            # _token_from_request) plus the header checks (web.cross_site_change).
+            if cross_site_change():
                 return _refuse(403, "Not allowed",
                                "This change came from another site and was refused.")
             current = load_session(get_db(), services().tokens, _token_from_request())

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -37,6 +38,19 @@ class Platform(Base):
     jwks_url: Mapped[str] = mapped_column(String(1000))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # How the row came to be: "manual" (`lti-tool platform add`) or "dynamic"
+    # (LTI Dynamic Registration at /lti/register).
+    registered_via: Mapped[str] = mapped_column(String(20), default="manual",
+                                                server_default="manual")
+    # Canvas answers a dynamic registration without a deployment_id: when the
+    # LMS administrator allowed it, the first valid launch's deployment is
+    # recorded (and the flag cleared, atomically). Only dynamic registration
+    # sets it; every other unknown deployment is refused.
+    accept_first_deployment: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                          server_default=false())
+    # What the platform said during dynamic registration (configuration URL,
+    # product, granted scopes, placements), for the administrator's review.
+    registration_info: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="platform", order_by="Deployment.id", cascade="all, delete-orphan"

@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from lti_tool import observability, ratelimit
 from lti_tool.courses.service import record_launch
 from lti_tool.launch import keys as tool_keys
 from lti_tool.launch.errors import LaunchError
@@ -29,8 +30,9 @@ log = logging.getLogger("lti_tool.launch")
 
 
 def _event(event: str, **fields) -> None:
-    """One structured line per security-relevant event (certification proof)."""
-    log.info(json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+    """One structured line per security-relevant event (certification proof),
+    with the request id."""
+    observability.log_event(log, event, **fields)
 
 
 def _params() -> dict[str, str]:
@@ -39,7 +41,11 @@ def _params() -> dict[str, str]:
 
 
 def error_page(exc: LaunchError, where: str):
-    reference = secrets.token_hex(6)
+    reference = observability.request_id() or secrets.token_hex(6)
+    if where == "launch":
+        observability.count_launch("refused", exc.code)
+    else:
+        observability.count_login("refused", exc.code)
     _event("launch_rejected" if where == "launch" else "login_rejected", code=exc.code,
            status=exc.status, reference=reference, reason=exc.reason,
            iss=request.values.get("iss"), client_id=request.values.get("client_id"))
@@ -62,11 +68,31 @@ def _unavailable_on_database_error(view):
             log.exception("database_error endpoint=%s", request.endpoint)
             return error_page(LaunchError(
                 "SERVICE_UNAVAILABLE", 503, "Pathwise could not reach its database.",
-                "Wait a moment and open the activity again.", retry_after=30), "launch")
+                "Wait a moment and open the activity again.", retry_after=30),
+                "launch" if request.endpoint == "launch.launch" else "login")
     return wrapped
 
 
+def _rate_limited(bucket: str, where: str):
+    """Per client IP, shared by every process (lti_tool.ratelimit): the login
+    creates server-side state, the launch verifies signatures; neither may be
+    flooded. Over the limit: 429 with Retry-After and when to try again."""
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            decision = ratelimit.check(bucket)
+            if not decision.allowed:
+                return error_page(LaunchError(
+                    "RATE_LIMITED", 429,
+                    "Too many requests came from your network in a short time.",
+                    ratelimit.retry_text(decision), retry_after=decision.retry_after), where)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorate
+
+
 @bp.route("/lti/login", methods=["GET", "POST"])
+@_rate_limited("login", "login")
 @_unavailable_on_database_error
 def login():
     db = get_db(write=True)
@@ -77,6 +103,7 @@ def login():
     except LaunchError as exc:
         db.rollback()
         return error_page(exc, "login")
+    observability.count_login("accepted")
     _event("login_started", platform=result.platform.id, iss=result.platform.issuer,
            client_id=result.platform.client_id, storage=bool(result.storage_target))
     if result.storage_target:
@@ -128,6 +155,7 @@ def login_continue():
     except LaunchError as exc:
         db.commit()
         if exc.code == "COOKIES_BLOCKED":
+            observability.count_login("new_window", exc.code)
             _event("login_needs_new_window", reason=exc.code)
             return render_template("new_window.html", error=exc)
         return error_page(exc, "login")
@@ -135,6 +163,7 @@ def login_continue():
 
 
 @bp.route("/lti/launch", methods=["POST"])
+@_rate_limited("launch", "launch")
 @_unavailable_on_database_error
 def launch():
     db = get_db()
@@ -186,6 +215,7 @@ def launch():
         return_url=message.return_url if origin_of(message.return_url or "") in trusted else None,
         frame_origins=trusted)
     db.commit()
+    observability.count_launch("accepted")
     _event("launch_accepted", iss=verified.platform.issuer,
            client_id=verified.platform.client_id, deployment_id=message.deployment_id,
            message_type=message.message_type, roles=message.roles, role=decision.role,
@@ -245,8 +275,14 @@ def jwks():
 
 @bp.route("/healthz")
 def healthz():
+    """200 when the database answers. `?detail=1` adds the number of grade
+    passbacks waiting in the outbox (/metrics has it by status too)."""
+    db = get_db()
     try:
-        get_db().execute(text("SELECT 1"))
+        db.execute(text("SELECT 1"))
+        body = {"status": "ok", "database": "ok"}
+        if request.args.get("detail"):
+            body["outbox_pending"] = observability.outbox_pending(db)
     except OperationalError:
         return {"status": "unavailable", "database": "unreachable"}, 503
-    return {"status": "ok", "database": "ok"}
+    return body

@@ -31,6 +31,7 @@ from lti_tool.launch.errors import (
 from lti_tool.launch.login import LAUNCH_PATHS, hash_secret
 from lti_tool.launch.models import Deployment, LoginState, Platform, UsedNonce
 from lti_tool.launch.platform_keys import PlatformKeys
+from lti_tool.launch.registration import claim_first_deployment
 from lti_tool.launch.registrations import find_deployment
 from lti_tool.launch.urls import on_tool
 from lti_tool.timeutil import aware, utcnow
@@ -222,21 +223,34 @@ class LaunchValidator:
 
         message = parse_message(claims)
         deployment = find_deployment(session, platform.id, message.deployment_id)
-        if deployment is None or not deployment.active:
-            raise forbidden(
-                "UNKNOWN_DEPLOYMENT",
-                f"Deployment {message.deployment_id!r} is not registered for this platform.",
-                "An LMS administrator should add it: lti-tool platform add --issuer "
-                f"{platform.issuer} --client-id {platform.client_id} … --deployment-id "
-                f"{message.deployment_id}")
+        # A platform registered dynamically without a deployment (Canvas) may
+        # take the first valid launch's deployment: decided last, once every
+        # other check has passed, so a refused launch never records one.
+        first = deployment is None and platform.accept_first_deployment
+        if (deployment is None and not first) or (deployment is not None
+                                                  and not deployment.active):
+            raise self._unknown_deployment(platform, message.deployment_id)
         if row.lti_deployment_id and row.lti_deployment_id != message.deployment_id:
             raise unauthorized("DEPLOYMENT_MISMATCH",
                                "The launch names a different deployment than its login did.")
         if not on_tool(message.target_link_uri, self.settings.base_url, LAUNCH_PATHS):
             raise invalid_message("INVALID_TARGET_LINK_URI",
                                   "The launch's target link URI is not this tool's launch URL.")
+        if first:
+            deployment = claim_first_deployment(session, platform, message.deployment_id)
+            if deployment is None or not deployment.active:
+                raise self._unknown_deployment(platform, message.deployment_id)
         return VerifiedLaunch(platform=platform, deployment=deployment, message=message,
                               claims=claims)
+
+    @staticmethod
+    def _unknown_deployment(platform: Platform, deployment_id: str) -> LaunchError:
+        return forbidden(
+            "UNKNOWN_DEPLOYMENT",
+            f"Deployment {deployment_id!r} is not registered for this platform.",
+            "An LMS administrator should add it: lti-tool platform add --issuer "
+            f"{platform.issuer} --client-id {platform.client_id} … --deployment-id "
+            f"{deployment_id}")
 
     def _platform_key(self, session: Session, platform: Platform, header: dict):
         if header.get("alg") != "RS256":

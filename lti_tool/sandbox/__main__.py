@@ -1,5 +1,5 @@
 """`python -m lti_tool.sandbox --flavor canvas|moodle --port P --tool-url URL [--host H]`
-[--db PATH] [--latency-ms N] [--test-controls]
+[--db PATH] [--latency-ms N] [--test-controls] [--issuer self|URL]
 
 Thin on purpose: `lti-tool sandbox` (the tool's CLI) wires the real command.
 """
@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="enable /sandbox/faults, /sandbox/requests and /sandbox/gradebook.json (tests only)",
     )
+    parser.add_argument(
+        "--issuer",
+        default=None,
+        help="canvas only: 'self' (a self-hosted Canvas whose issuer is its own URL, needed "
+        "for dynamic registration) or an issuer URL (default https://canvas.instructure.com)",
+    )
     args = parser.parse_args(argv)
 
     # Bind first, so `--port 0` (any free port) works: the sandbox needs its own URL.
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             key_path=args.key,
             latency_ms=args.latency_ms,
             test_controls=args.test_controls,
+            issuer=args.issuer,
         )
         seed(app)
         holder["app"] = app
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Test controls on: {base_url}/sandbox/faults", file=sys.stderr)
         print("Register it with the tool:", file=sys.stderr)
         print("  lti-tool " + shlex.join(registration_args(app)), file=sys.stderr)
+        print(f"or dynamically: {base_url}/sandbox/register", file=sys.stderr)
         sys.stderr.flush()
         server.serve_forever()
     except KeyboardInterrupt:

@@ -32,13 +32,15 @@ class SandboxContext:
     tool_keys: ToolKeyset
     hint_secret: str  # HS256 secret for Canvas message hints and deep-link `data` (A2, A5)
     controls: SandboxControls | None = None  # faults + request log (test_controls=True only)
+    # A self-hosted Canvas's own issuer (its lti_iss) instead of the hosted one (A1).
+    issuer_override: str | None = None
     # Held open for the app's life so closing a request's connection is never the *last*
     # close, which would checkpoint the WAL (an fsync) on every request.
     anchor: sqlite3.Connection | None = None
 
     @property
     def issuer(self) -> str:
-        return self.flavor.issuer(self.base_url)
+        return self.issuer_override or self.flavor.issuer(self.base_url)
 
     @property
     def token_url(self) -> str:
@@ -58,6 +60,7 @@ def create_sandbox_app(
     key_path: str | None = None,
     latency_ms: int = 0,
     test_controls: bool = False,
+    issuer: str | None = None,
 ) -> Flask:
     """Build the sandbox LMS app for `flavor` ("canvas" or "moodle").
 
@@ -67,11 +70,17 @@ def create_sandbox_app(
     latency_ms delays every service request (token, AGS, NRPS) by that much (also settable
     later as `app.config["SANDBOX_LATENCY_MS"]`); test_controls adds the /sandbox/* fault
     injection, request log and JSON gradebook endpoints (controls.py; 404 without it).
+    issuer (Canvas only) replaces the hosted issuer https://canvas.instructure.com: "self"
+    makes the sandbox a self-hosted Canvas whose issuer is its own base URL, which dynamic
+    registration needs (a tool checks that the issuer's host serves the configuration).
     """
     if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
         raise ValueError("latency_ms must be a non-negative integer")
     flav = get_flavor(flavor)
     base_url = base_url.rstrip("/")
+    if issuer is not None and flav.name != "canvas":
+        raise ValueError("issuer can only be set for the canvas flavour (Moodle's is its URL)")
+    issuer = base_url if issuer == "self" else (issuer.rstrip("/") if issuer else None)
     tool_url = tool_url.rstrip("/")
     db_path = os.path.abspath(db_path)
     if key_path is None:
@@ -128,11 +137,12 @@ def create_sandbox_app(
         hint_secret=hint_secret,
         controls=controls,
         anchor=storage.connect(db_path),
+        issuer_override=issuer,
     )
 
-    from . import ags, deep_linking, nrps, oidc, pages, tokens
+    from . import ags, deep_linking, nrps, oidc, pages, registration, tokens
 
-    for module in (pages, oidc, tokens, ags, nrps, deep_linking):
+    for module in (pages, oidc, tokens, ags, nrps, deep_linking, registration):
         app.register_blueprint(module.make_blueprint(flav))
     install(app, flav, controls)
 

@@ -41,9 +41,17 @@ def create_launch(
     message_type: str,
     placement: str | None = None,
     resource_link_id: int | None = None,
+    registration_id: int | None = None,
 ) -> dict[str, Any]:
-    """Store a pending launch and return it; its id is what the message hint refers to."""
-    reg = storage.first_registration(conn)
+    """Store a pending launch and return it; its id is what the message hint refers to.
+
+    registration_id picks the tool (one registered dynamically); default: the seeded one."""
+    if registration_id is not None:
+        reg = storage.get_registration(conn, registration_id)
+        if reg is None:
+            raise LookupError("no such tool registration")
+    else:
+        reg = storage.first_registration(conn)
     if reg is None:
         raise LookupError("no tool is registered; run the seed first")
     target = reg["target_link_uri"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
 
-from . import storage
+from . import registration, storage
 from .app import ctx, db, error_page
 from .claims import (
     CANVAS_DL_PLACEMENTS,
@@ -115,10 +115,18 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
             links=links,
             graded=graded,
             placements=[(p, PLACEMENT_LABELS[p]) for p in _dl_placements()],
+            dynamic_tools=[t for t in registration.dynamic_tools(conn)
+                           if "course_navigation" in t["placements"]],
         )
 
     def _launch_page(
-        course_id: int, *, message_type: str, placement: str | None, rl_id: int | None, title: str
+        course_id: int,
+        *,
+        message_type: str,
+        placement: str | None,
+        rl_id: int | None,
+        title: str,
+        registration_id: int | None = None,
     ) -> Any:
         sb = ctx()
         conn = db()
@@ -136,6 +144,7 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
                 message_type=message_type,
                 placement=placement,
                 resource_link_id=rl_id,
+                registration_id=registration_id,
             )
         except LookupError as exc:
             return error_page("Cannot launch", str(exc), 404)
@@ -152,12 +161,14 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
         @bp.route("/courses/<int:course_id>/launch/nav")
         def launch_nav(course_id: int) -> Any:
             # Canvas course_navigation placement: a launch with no resource link (A4).
+            # ?tool=<id>: a tool registered dynamically (its own course navigation link).
             return _launch_page(
                 course_id,
                 message_type=RESOURCE_LINK_REQUEST,
                 placement="course_navigation",
                 rl_id=None,
                 title="Pathwise",
+                registration_id=request.args.get("tool", type=int),
             )
 
     @bp.route("/courses/<int:course_id>/assignments")
@@ -176,6 +187,7 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
             placement=None,
             rl_id=rl_id,
             title=rl["title"],
+            registration_id=rl["registration_id"],
         )
 
     @bp.route("/courses/<int:course_id>/launch/deep_link/<placement>")
@@ -188,6 +200,7 @@ def make_blueprint(flavor: Flavor) -> Blueprint:
             placement=placement,
             rl_id=None,
             title=PLACEMENT_LABELS[placement],
+            registration_id=request.args.get("tool", type=int),
         )
 
     if flavor.name == "canvas":
