@@ -194,6 +194,9 @@ def start_tool(root: Path, jwks: JwksServer, workers: int,
     env = _clean_env()
     env.update((k, v) for k, v in tool_env(root, base_url, database_url).items()
                if k.startswith("LTI_TOOL_"))
+    # Every simulated launch comes from one loopback address: the per-IP
+    # limits protect a real deployment, not this measurement.
+    env.update(LTI_TOOL_RATE_LIMIT_LOGIN="off", LTI_TOOL_RATE_LIMIT_LAUNCH="off")
     cli = [sys.executable, "-m", "lti_tool.cli"]
     _run([*cli, "init"], env)
     platform = TestPlatform(canvas_flavor(), jwks, base_url)
