@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
@@ -20,6 +21,10 @@ class LaunchRecord:
     user_id: int
     course_id: int | None
     resource_link_pk: int | None
+
+
+class ResourceLinkConflict(Exception):
+    """The launch's resource link id already belongs to another course."""
 
 
 def record_launch(session: Session, platform: Platform, deployment: Deployment,
@@ -53,6 +58,14 @@ def record_launch(session: Session, platform: Platform, deployment: Deployment,
     link_pk = None
     link = message.resource_link
     if link:
+        # A resource link id is unique within its deployment: a launch that
+        # reuses one from another course must not move that activity (and
+        # its placement and grades) into this course.
+        owner = session.scalar(select(ResourceLink.course_id).where(
+            ResourceLink.deployment_pk == deployment.id,
+            ResourceLink.resource_link_id == link["id"]))
+        if owner is not None and owner != course_id:
+            raise ResourceLinkConflict(link["id"])
         link_pk = upsert(session, ResourceLink, ["deployment_pk", "resource_link_id"], {
             "deployment_pk": deployment.id, "resource_link_id": link["id"],
             "course_id": course_id, "title": _text(link.get("title"), 500),

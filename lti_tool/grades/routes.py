@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -211,9 +212,12 @@ def standards_csv(current):
 
 
 def _csv_download(text: str, filename: str) -> Response:
-    # A BOM, so spreadsheet programs read accented names as UTF-8.
+    # A BOM, so spreadsheet programs read accented names as UTF-8. The name may
+    # carry a teacher's (or a CASE file's) standard code: keep it to safe
+    # characters so it can never add parameters to the header.
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", filename).strip("-.") or "export.csv"
     return Response(text.encode("utf-8-sig"), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"'})
+        "Content-Disposition": f'attachment; filename="{safe}"'})
 
 
 def _csv_table(header: list[str], rows, filename: str) -> Response:

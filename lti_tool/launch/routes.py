@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from lti_tool import observability, ratelimit
-from lti_tool.courses.service import record_launch
+from lti_tool.courses.service import ResourceLinkConflict, record_launch
 from lti_tool.launch import keys as tool_keys
 from lti_tool.launch.errors import LaunchError
 from lti_tool.launch.login import STORAGE_TARGET, begin_login, state_cookie_name
@@ -199,7 +199,16 @@ def launch():
             "DEEP_LINK_NOT_ALLOWED", 403,
             "Only teachers can add Pathwise content to a course.",
             "Ask your teacher to add the activity."), "launch")
-    record = record_launch(db, verified.platform, verified.deployment, message, decision)
+    try:
+        record = record_launch(db, verified.platform, verified.deployment, message, decision)
+    except ResourceLinkConflict:
+        db.rollback()
+        return error_page(LaunchError(
+            "RESOURCE_LINK_CONFLICT", 409,
+            "This activity's id is already used by an activity of another course.",
+            "The LMS sent a resource link id that belongs to another course of the same "
+            "deployment; LTI requires it to be unique. Re-create the activity in this course, "
+            "or contact the LMS administrator."), "launch")
     placement = passback.on_launch(
         db, platform=verified.platform, claims=verified.claims, course_id=record.course_id,
         resource_link_pk=record.resource_link_pk, is_teacher=decision.role == TEACHER,
