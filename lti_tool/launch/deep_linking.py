@@ -12,6 +12,7 @@ from dataclasses import dataclass
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 CUSTOM_KEY = "pathwise_playlist"
+POINTS_KEY = "pathwise_points"  # the column's points, so the placement starts out of them
 TAG = "pathwise-mastery"
 LIFETIME = 300
 
@@ -61,6 +62,7 @@ def resource_link(choice: Choice, *, launch_url: str, score_maximum: float | Non
         item["lineItem"] = {"label": choice.title[:255], "scoreMaximum": score_maximum,
                             "resourceId": f"pathwise-playlist-{choice.playlist_id}",
                             "tag": TAG}
+        item["custom"][POINTS_KEY] = f"{score_maximum:g}"
     return item
 
 

@@ -9,6 +9,7 @@ worker (worker.py) delivers them."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from lti_tool.timeutil import aware, utcnow
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 CUSTOM_KEY = "pathwise_playlist"
+POINTS_KEY = "pathwise_points"
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 ROSTER_INTERVAL = timedelta(minutes=5)
@@ -99,12 +101,18 @@ def on_launch(session: Session, *, platform: Platform, claims: dict, course_id: 
         return None
     placement = session.scalar(select(Placement).where(
         Placement.resource_link_pk == resource_link_pk))
+    if placement is not None and placement.course_id != course_id:
+        return None  # never another course's placement (record_launch refuses this too)
     if placement is None:
         wanted = str(custom.get(CUSTOM_KEY, "")).strip()
         playlist = session.get(Playlist, int(wanted)) if wanted.isdigit() else None
         if playlist is None or playlist.course_id != course_id:
             return None  # a link added by hand: the teacher is asked once
         placement = bind(session, course_id, resource_link_pk, playlist.id)
+        # The points the teacher gave the column when placing it (deep linking).
+        points = _points(custom.get(POINTS_KEY))
+        if points is not None:
+            placement.score_maximum = points
     if lineitems:
         placement.lineitems_url, placement.ags_scopes = lineitems, scopes
     if lineitem and lineitem != placement.lineitem_url:
@@ -112,6 +120,14 @@ def on_launch(session: Session, *, platform: Platform, claims: dict, course_id: 
         _own_line_item(session, placement, lineitem)
     session.flush()
     return placement
+
+
+def _points(raw) -> float | None:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and 0 < value <= 10000 else None
 
 
 def bind(session: Session, course_id: int, resource_link_pk: int, playlist_id: int
@@ -268,6 +284,7 @@ def enqueue_scores(session: Session, course_id: int, student_ids: Iterable[int] 
     platform_id = session.scalar(select(Deployment.platform_id).join(
         Course, Course.deployment_pk == Deployment.id).where(Course.id == course_id))
     now = utcnow()
+    now_stamp = rules.format_timestamp(now)  # only to compare payloads; ignored by same_score
     written = 0
     for placement in placements:
         items = {li.standard_id: li for li in session.scalars(select(LineItem).where(
@@ -289,7 +306,8 @@ def enqueue_scores(session: Session, course_id: int, student_ids: Iterable[int] 
                 if line_item is None:
                     continue
                 previous = last.get((line_item.id, scored.student.id))
-                probe = rules.score_payload(out, user_id=scored.student.sub, timestamp="")
+                probe = rules.score_payload(out, user_id=scored.student.sub,
+                                            timestamp=now_stamp)
                 if previous is not None and not force and \
                         rules.same_score(previous.payload, probe):
                     continue

@@ -20,6 +20,8 @@ course concluded, malformed) or after MAX_AGE."""
 from __future__ import annotations
 
 import logging
+import math
+import os
 import random
 import threading
 import time
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from lti_tool.db import session_factory, session_scope
 from lti_tool.launch import keys as tool_keys
@@ -47,6 +49,14 @@ BASE_DELAY = 2.0
 MAX_DELAY = 3600.0
 MAX_AGE = timedelta(days=7)
 THREADS = 8
+# Operators (and fault tests, which cannot wait minutes) may tune these through
+# the environment; read on every use, so a running process sees its own
+# environment and the defaults above stay the documented values.
+ENV_BASE_DELAY = "LTI_TOOL_PASSBACK_BASE_DELAY"   # seconds, first retry's ceiling
+ENV_MAX_DELAY = "LTI_TOOL_PASSBACK_MAX_DELAY"     # seconds, backoff cap
+ENV_LEASE = "LTI_TOOL_PASSBACK_LEASE"             # seconds a claimed batch is held
+ENV_BATCH = "LTI_TOOL_PASSBACK_BATCH"             # rows claimed at a time
+ENV_TIMEOUT = "LTI_TOOL_PASSBACK_TIMEOUT"         # seconds to wait for an LMS answer
 PERMANENT = {
     "user_not_gradable": "The LMS says this person is not a student in the course.",
     "lineitem_dead": "The LMS gradebook column no longer exists (deleted, or the course "
@@ -77,16 +87,61 @@ class Stats:
             self.by_kind[k] += v
 
 
+def setting(name: str, default: float) -> float:
+    """A positive number from the environment variable `name`, else `default`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value <= 0:
+        log.warning('{"event": "passback_setting_ignored", "name": "%s"}', name)
+        return default
+    return value
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=setting(ENV_LEASE, LEASE.total_seconds()))
+
+
+def batch_size() -> int:
+    return max(1, int(setting(ENV_BATCH, BATCH)))
+
+
 def backoff(attempts: int, retry_after: float | None, rng: random.Random | None = None
             ) -> float:
     """Seconds to wait: full jitter over an exponential ceiling, never less
     than what the LMS asked for."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** max(attempts - 1, 0)))
+    ceiling = min(setting(ENV_MAX_DELAY, MAX_DELAY),
+                  setting(ENV_BASE_DELAY, BASE_DELAY) * (2 ** max(attempts - 1, 0)))
     wait = (rng or random).uniform(ceiling / 2, ceiling)
     return max(wait, retry_after or 0.0)
 
 
+def _supersede_older(session: Session) -> None:
+    """Pending rows with a newer row for the same (line item, student) will
+    never be worth sending (the LMS keeps the newest timestamp): mark them
+    superseded, wherever they are in their backoff. Without this, a score
+    waiting out a retry after an LMS hiccup is sent after its replacement.
+    Rows another worker holds are skipped, never waited for (no deadlock
+    between two workers' claims)."""
+    row, newer = aliased(ScoreOutbox), aliased(ScoreOutbox)
+    stale = select(row.id).where(
+        row.status == "pending",
+        select(newer.id).where(newer.line_item_id == row.line_item_id,
+                               newer.student_id == row.student_id,
+                               newer.id > row.id).exists())
+    if session.get_bind().dialect.name == "postgresql":
+        stale = stale.with_for_update(skip_locked=True)
+    session.execute(update(ScoreOutbox).where(ScoreOutbox.id.in_(stale))
+                    .values(status="superseded", claimed_until=None)
+                    .execution_options(synchronize_session=False))
+
+
 def _claim(session: Session, now: datetime, limit: int) -> list[ScoreOutbox]:
+    _supersede_older(session)
     due = (select(ScoreOutbox)
            .where(((ScoreOutbox.status == "pending") & (ScoreOutbox.next_attempt_at <= now))
                   | ((ScoreOutbox.status == "sending") & (ScoreOutbox.claimed_until < now)))
@@ -106,8 +161,9 @@ def _claim(session: Session, now: datetime, limit: int) -> list[ScoreOutbox]:
     for row in rows:
         if row.id not in keep:
             row.status, row.claimed_until = "superseded", None
+    until = now + lease()
     for row in newest.values():
-        row.status, row.claimed_until = "sending", now + LEASE
+        row.status, row.claimed_until = "sending", until
     session.flush()
     return list(newest.values())
 
@@ -121,13 +177,14 @@ class _Job:
     payload: dict
     attempts: int
     created_at: datetime
+    lease: datetime | None  # claimed_until as written by our claim: our lease's identity
 
 
 def _jobs(session: Session, rows: list[ScoreOutbox]) -> list[_Job]:
     urls = dict(session.execute(select(LineItem.id, LineItem.url).where(
         LineItem.id.in_({r.line_item_id for r in rows}))).all())
     return [_Job(r.id, r.platform_id, r.course_id, urls[r.line_item_id], dict(r.payload),
-                 r.attempts, aware(r.created_at)) for r in rows]
+                 r.attempts, aware(r.created_at), r.claimed_until) for r in rows]
 
 
 class Deliverer:
@@ -142,13 +199,17 @@ class Deliverer:
     def _client(self, session: Session, platform_id: int) -> platform_client.PlatformClient:
         platform = session.get(Platform, platform_id)
         keyset = tool_keys.load(self.keys_dir)
-        return platform_client.client_for(platform, keyset.sign, self.database_url,
-                                          concurrency=self.concurrency)
+        client = platform_client.client_for(platform, keyset.sign, self.database_url,
+                                            concurrency=self.concurrency)
+        if os.environ.get(ENV_TIMEOUT, "").strip():
+            read = setting(ENV_TIMEOUT, client.timeout[1])
+            client.timeout = (min(client.timeout[0], read), read)
+        return client
 
-    def run_once(self, *, limit: int = BATCH) -> Stats:
+    def run_once(self, *, limit: int | None = None) -> Stats:
         """Claim one batch of due rows, deliver them, record the outcomes."""
         with session_scope(self.database_url) as session:
-            rows = _claim(session, utcnow(), limit)
+            rows = _claim(session, utcnow(), limit or batch_size())
             jobs = _jobs(session, rows)
             clients = {pid: self._client(session, pid) for pid in {j.platform_id for j in jobs}}
             allowed = {}
@@ -192,8 +253,8 @@ class Deliverer:
                 # Only the lease holder records an outcome (a lease that expired
                 # and was claimed again belongs to the new holder).
                 session.execute(update(ScoreOutbox).where(
-                    ScoreOutbox.id == job.row_id, ScoreOutbox.status == "sending")
-                    .values(**values))
+                    ScoreOutbox.id == job.row_id, ScoreOutbox.status == "sending",
+                    ScoreOutbox.claimed_until == job.lease).values(**values))
         return stats
 
     def _send(self, client, allowed: list[str], job: _Job):
@@ -251,7 +312,13 @@ def run_forever(deliverer: Deliverer, stop: threading.Event, *, poll: float = 2.
             log.exception('{"event": "passback_worker_error"}')
             wait = poll
         wait = poll if wait is None else min(wait, poll)
-        _wake.wait(timeout=max(wait, 0.05))
+        # In short slices, so a stop (SIGTERM) is seen at once, not after the poll.
+        deadline = time.monotonic() + max(wait, 0.05)
+        while not stop.is_set() and not _wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _wake.wait(timeout=min(left, 0.1))
         _wake.clear()
 
 
