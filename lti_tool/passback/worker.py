@@ -195,6 +195,7 @@ class Deliverer:
         self.keys_dir = keys_dir
         self.concurrency = concurrency
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="passback")
+        self._paused: dict[int, float] = {}  # platform id -> monotonic time to resume
 
     def _client(self, session: Session, platform_id: int) -> platform_client.PlatformClient:
         platform = session.get(Platform, platform_id)
@@ -221,12 +222,20 @@ class Deliverer:
                     | {o for o in (origin(platform.auth_token_url),) if o})
         if not jobs:
             return Stats()
+        self._paused = {}
         outcomes = list(self._pool.map(
             lambda job: self._send(clients[job.platform_id], allowed[job.course_id], job),
             jobs))
         stats = Stats()
         now = utcnow()
         with session_scope(self.database_url) as session:
+            # The LMS asked this token to slow down: hold every waiting score
+            # of that platform, not just the ones that were refused.
+            for platform_id, until in self._paused.items():
+                resume = now + timedelta(seconds=max(until - time.monotonic(), 1.0))
+                session.execute(update(ScoreOutbox).where(
+                    ScoreOutbox.platform_id == platform_id, ScoreOutbox.status == "pending",
+                    ScoreOutbox.next_attempt_at < resume).values(next_attempt_at=resume))
             for job, (kind, status, detail, retry_after) in zip(jobs, outcomes, strict=True):
                 stats.by_kind[kind or "sent"] += 1
                 values: dict = {"claimed_until": None, "last_http_status": status,
@@ -258,12 +267,21 @@ class Deliverer:
         return stats
 
     def _send(self, client, allowed: list[str], job: _Job):
+        paused = self._paused.get(job.platform_id)
+        if paused is not None and time.monotonic() < paused:
+            # Not sent at all: the LMS is throttling this token right now.
+            return "rate_limit", None, "Waiting: the LMS asked Pathwise to slow down.", \
+                paused - time.monotonic()
         try:
             response = client.post_score(job.url, job.payload, allowed_origins=allowed)
             return None, response.status_code, "", None
         except platform_client.ServiceError as exc:
             log.info('{"event": "score_not_delivered", "kind": "%s", "status": %s, '
                      '"outbox_id": %d}', exc.kind, exc.status or "null", job.row_id)
+            if exc.kind == "rate_limit":
+                wait = backoff(job.attempts + 1, exc.retry_after)
+                self._paused[job.platform_id] = max(
+                    self._paused.get(job.platform_id, 0.0), time.monotonic() + wait)
             return exc.kind, exc.status, exc.detail, exc.retry_after
 
     def drain(self, *, deadline: float | None = None) -> Stats:
