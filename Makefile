@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/launch.py --out benchmarks/results/launch-local.json
 	$(PY) benchmarks/launch.py --platform-latency-ms 50 --out benchmarks/results/launch-remote.json
 	$(PY) benchmarks/gradebook.py
+	$(PY) benchmarks/passback.py
+	$(PY) benchmarks/load.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lti_tool tests benchmarks

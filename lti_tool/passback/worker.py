@@ -26,11 +26,11 @@ import random
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, aliased
 
 from lti_tool.db import session_factory, session_scope
@@ -207,10 +207,10 @@ class Deliverer:
             client.timeout = (min(client.timeout[0], read), read)
         return client
 
-    def run_once(self, *, limit: int | None = None) -> Stats:
-        """Claim one batch of due rows, deliver them, record the outcomes."""
+    def _claim_jobs(self, limit: int) -> tuple[list[_Job], dict, dict]:
+        """Lease up to `limit` due rows; their jobs, clients and allowed hosts."""
         with session_scope(self.database_url) as session:
-            rows = _claim(session, utcnow(), limit or batch_size())
+            rows = _claim(session, utcnow(), limit)
             jobs = _jobs(session, rows)
             clients = {pid: self._client(session, pid) for pid in {j.platform_id for j in jobs}}
             allowed = {}
@@ -220,50 +220,98 @@ class Deliverer:
                 allowed[course_id] = sorted(
                     set(services.service_hosts if services else [])
                     | {o for o in (origin(platform.auth_token_url),) if o})
+        return jobs, clients, allowed
+
+    def run_once(self, *, limit: int | None = None) -> Stats:
+        """Claim one batch of due rows, deliver them, record the outcomes."""
+        jobs, clients, allowed = self._claim_jobs(limit or batch_size())
         if not jobs:
             return Stats()
         self._paused = {}
         outcomes = list(self._pool.map(
             lambda job: self._send(clients[job.platform_id], allowed[job.course_id], job),
             jobs))
+        return self._record(list(zip(jobs, outcomes, strict=True)))
+
+    def drain(self, *, deadline: float | None = None) -> Stats:
+        """Deliver until nothing is due (or the deadline passes), as a
+        pipeline: small chunks are claimed while earlier ones are in flight and
+        outcomes are recorded in bulk as they finish, so the LMS connection is
+        never idle while the database is busy (and leases stay short)."""
+        total = Stats()
+        self._paused = {}
+        chunk = max(4, min(batch_size(), 4 * self.concurrency))
+        low_water = 2 * self.concurrency
+        in_flight: dict[Future, _Job] = {}
+        finished: list[tuple[_Job, tuple]] = []
+        more = True
+        while True:
+            if more and len(in_flight) < low_water and (
+                    deadline is None or time.monotonic() < deadline):
+                jobs, clients, allowed = self._claim_jobs(chunk)
+                more = bool(jobs)
+                for job in jobs:
+                    future = self._pool.submit(self._send, clients[job.platform_id],
+                                               allowed[job.course_id], job)
+                    in_flight[future] = job
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished.append((in_flight.pop(future), future.result()))
+            if len(finished) >= chunk or (finished and not in_flight):
+                total.add(self._record(finished))
+                finished = []
+        if finished:
+            total.add(self._record(finished))
+        return total
+
+    def _record(self, finished: list[tuple[_Job, tuple]]) -> Stats:
+        """Every outcome in one statement (executemany). Only the lease holder
+        records (a lease that expired and was claimed again belongs to the new
+        holder)."""
         stats = Stats()
         now = utcnow()
+        params = []
+        for job, (kind, status, detail, retry_after) in finished:
+            stats.by_kind[kind or "sent"] += 1
+            row = {"b_id": job.row_id, "b_lease": job.lease, "v_http": status,
+                   "v_attempts": job.attempts + 1, "v_sent_at": None, "v_next": now}
+            if kind is None:
+                row.update(v_status="sent", v_sent_at=now, v_error="")
+                stats.sent += 1
+            elif kind == "superseded":
+                row.update(v_status="sent", v_sent_at=now,
+                           v_error="The LMS already had a newer score.")
+                stats.superseded += 1
+            elif kind in PERMANENT or now - job.created_at > MAX_AGE:
+                row.update(v_status="dead",
+                           v_error=(PERMANENT.get(kind) or "Gave up after retrying for a "
+                                    "week.") + (f" ({detail})" if detail else ""))
+                stats.dead += 1
+            else:
+                delay = backoff(job.attempts + 1, retry_after)
+                row.update(v_status="pending", v_next=now + timedelta(seconds=delay),
+                           v_error=detail or kind)
+                stats.retried += 1
+            params.append(row)
+        table = ScoreOutbox.__table__
+        statement = update(table).where(
+            table.c.id == bindparam("b_id"), table.c.status == "sending",
+            table.c.claimed_until == bindparam("b_lease")).values(
+            status=bindparam("v_status"), sent_at=bindparam("v_sent_at"),
+            next_attempt_at=bindparam("v_next"), last_error=bindparam("v_error"),
+            last_http_status=bindparam("v_http"), attempts=bindparam("v_attempts"),
+            claimed_until=None)
         with session_scope(self.database_url) as session:
             # The LMS asked this token to slow down: hold every waiting score
             # of that platform, not just the ones that were refused.
-            for platform_id, until in self._paused.items():
+            for platform_id, until in list(self._paused.items()):
                 resume = now + timedelta(seconds=max(until - time.monotonic(), 1.0))
                 session.execute(update(ScoreOutbox).where(
                     ScoreOutbox.platform_id == platform_id, ScoreOutbox.status == "pending",
                     ScoreOutbox.next_attempt_at < resume).values(next_attempt_at=resume))
-            for job, (kind, status, detail, retry_after) in zip(jobs, outcomes, strict=True):
-                stats.by_kind[kind or "sent"] += 1
-                values: dict = {"claimed_until": None, "last_http_status": status,
-                                "attempts": job.attempts + 1}
-                if kind is None:
-                    values.update(status="sent", sent_at=now, last_error="")
-                    stats.sent += 1
-                elif kind == "superseded":
-                    values.update(status="sent", sent_at=now,
-                                  last_error="The LMS already had a newer score.")
-                    stats.superseded += 1
-                elif kind in PERMANENT or now - job.created_at > MAX_AGE:
-                    values.update(status="dead",
-                                  last_error=(PERMANENT.get(kind) or "Gave up after retrying "
-                                              "for a week.") + (f" ({detail})" if detail
-                                                                else ""))
-                    stats.dead += 1
-                else:
-                    delay = backoff(job.attempts + 1, retry_after)
-                    values.update(status="pending",
-                                  next_attempt_at=now + timedelta(seconds=delay),
-                                  last_error=detail or kind)
-                    stats.retried += 1
-                # Only the lease holder records an outcome (a lease that expired
-                # and was claimed again belongs to the new holder).
-                session.execute(update(ScoreOutbox).where(
-                    ScoreOutbox.id == job.row_id, ScoreOutbox.status == "sending",
-                    ScoreOutbox.claimed_until == job.lease).values(**values))
+            session.connection().execute(statement, params)
         return stats
 
     def _send(self, client, allowed: list[str], job: _Job):
@@ -283,16 +331,6 @@ class Deliverer:
                 self._paused[job.platform_id] = max(
                     self._paused.get(job.platform_id, 0.0), time.monotonic() + wait)
             return exc.kind, exc.status, exc.detail, exc.retry_after
-
-    def drain(self, *, deadline: float | None = None) -> Stats:
-        """Deliver until nothing is due (or the deadline passes)."""
-        total = Stats()
-        while deadline is None or time.monotonic() < deadline:
-            stats = self.run_once()
-            total.add(stats)
-            if not (stats.sent or stats.superseded or stats.retried or stats.dead):
-                break
-        return total
 
     def next_due_in(self) -> float | None:
         with session_factory(self.database_url, write=False)() as session:
