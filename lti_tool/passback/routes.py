@@ -5,12 +5,13 @@ with failures and "sync now", and the roster sync."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from lti_tool.courses.models import ResourceLink
 from lti_tool.courses.routes import require_session
 from lti_tool.grades import service as grading
 from lti_tool.passback import line_items, platform_client, roster, rules, service
-from lti_tool.passback.models import RULES, CourseServices
+from lti_tool.passback.models import RULES, CourseServices, LineItem
 from lti_tool.passback.service import PassbackError
 from lti_tool.playlists import service as playlists
 from lti_tool.playlists.models import Playlist
@@ -68,10 +69,17 @@ def _page(current, placement, *, error=None, message=None, preview_rule=None,
     label = next((lvl.label for lvl in levels if lvl.points == policy.mastery_points),
                  "Mastery")
     link = db.get(ResourceLink, placement.resource_link_pk)
+    standards = service._placement_standards(db, course_id, placement)
+    # A standard added to the playlist after its columns were made has no LMS
+    # column yet: say so, since its scores cannot be sent until "Save".
+    columns = set(db.scalars(select(LineItem.standard_id).where(
+        LineItem.placement_id == placement.id, LineItem.standard_id.is_not(None))))
+    missing = [s for s in standards if s.id not in columns] \
+        if placement.passback_enabled and placement.rule == "per_standard" else []
     return render_template(
         "passback/placement.html", current=current, placement=placement, link=link,
         playlist=db.get(Playlist, placement.playlist_id), scores=scores,
-        standards=service._placement_standards(db, course_id, placement),
+        standards=standards, missing_columns=missing,
         status=service.sync_status(db, placement), rules=RULES,
         labels=rules.RULE_LABELS,
         explanations={r: rules.explain_rule(r, preview_max or placement.score_maximum, label)
