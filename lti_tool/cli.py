@@ -79,6 +79,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
         8, 2 * (os.cpu_count() or 1))
     args = [sys.executable, "-m", "gunicorn", "--workers", str(count),
             "--worker-class", "gthread", "--threads", "4",
+            # Longer than a reverse proxy's idle timeout, so the proxy never
+            # reuses a connection gunicorn is closing (intermittent 502s).
+            "--keep-alive", os.environ.get("LTI_TOOL_KEEP_ALIVE", "75"),
             "--bind", f"{host}:{port}", "--access-logfile", "-",
             # One control socket per user by default: several `serve` processes
             # on one machine would fight over it.

@@ -40,13 +40,23 @@ def record_launch(session: Session, platform: Platform, deployment: Deployment,
     context = message.context
     if context:
         types = context.get("type")
-        course_id = upsert(session, Course, ["deployment_pk", "context_id"], {
-            "deployment_pk": deployment.id, "context_id": context["id"],
-            "title": _text(context.get("title"), 500), "label": _text(context.get("label"), 255),
-            "context_types": [t for t in types if isinstance(t, str)]
-            if isinstance(types, list) else [],
-            "created_at": now, "updated_at": now,
-        }, ["title", "label", "context_types", "updated_at"])
+        fields = {"title": _text(context.get("title"), 500),
+                  "label": _text(context.get("label"), 255),
+                  "context_types": [t for t in types if isinstance(t, str)]
+                  if isinstance(types, list) else []}
+        # Read first: a whole class launches into one course row, and an
+        # upsert would lock it until each launch commits (launches queue).
+        known = session.execute(select(Course.id, Course.title, Course.label,
+                                       Course.context_types).where(
+            Course.deployment_pk == deployment.id, Course.context_id == context["id"])).first()
+        if known is not None and (known.title, known.label, list(known.context_types or [])) \
+                == (fields["title"], fields["label"], fields["context_types"]):
+            course_id = known.id
+        else:
+            course_id = upsert(session, Course, ["deployment_pk", "context_id"], {
+                "deployment_pk": deployment.id, "context_id": context["id"], **fields,
+                "created_at": now, "updated_at": now,
+            }, ["title", "label", "context_types", "updated_at"])
         # The course's grading defaults exist before any page reads them.
         ensure_defaults(session, course_id)
         upsert(session, Enrollment, ["user_id", "course_id"], {
@@ -61,17 +71,23 @@ def record_launch(session: Session, platform: Platform, deployment: Deployment,
         # A resource link id is unique within its deployment: a launch that
         # reuses one from another course must not move that activity (and
         # its placement and grades) into this course.
-        owner = session.scalar(select(ResourceLink.course_id).where(
+        known = session.execute(select(
+            ResourceLink.id, ResourceLink.course_id, ResourceLink.title,
+            ResourceLink.description).where(
             ResourceLink.deployment_pk == deployment.id,
-            ResourceLink.resource_link_id == link["id"]))
-        if owner is not None and owner != course_id:
+            ResourceLink.resource_link_id == link["id"])).first()
+        if known is not None and known.course_id is not None and known.course_id != course_id:
             raise ResourceLinkConflict(link["id"])
-        link_pk = upsert(session, ResourceLink, ["deployment_pk", "resource_link_id"], {
-            "deployment_pk": deployment.id, "resource_link_id": link["id"],
-            "course_id": course_id, "title": _text(link.get("title"), 500),
-            "description": _text(link.get("description"), 20000),
-            "created_at": now, "updated_at": now,
-        }, ["course_id", "title", "description", "updated_at"])
+        title, description = _text(link.get("title"), 500), _text(link.get("description"), 20000)
+        if known is not None and (known.course_id, known.title, known.description) == \
+                (course_id, title, description):
+            link_pk = known.id  # unchanged: no lock on a row the whole class shares
+        else:
+            link_pk = upsert(session, ResourceLink, ["deployment_pk", "resource_link_id"], {
+                "deployment_pk": deployment.id, "resource_link_id": link["id"],
+                "course_id": course_id, "title": title, "description": description,
+                "created_at": now, "updated_at": now,
+            }, ["course_id", "title", "description", "updated_at"])
     return LaunchRecord(user_id=user_id, course_id=course_id, resource_link_pk=link_pk)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
+from lti_tool.db import insert_ignore
 from lti_tool.grades import service as grading
 from lti_tool.grades.models import Rollup, Standard
 from lti_tool.launch.models import Deployment, Platform
@@ -82,20 +83,32 @@ def on_launch(session: Session, *, platform: Platform, claims: dict, course_id: 
     services = session.get(CourseServices, course_id)
     now = utcnow()
     if services is None:
-        services = CourseServices(course_id=course_id, platform_id=platform.id,
-                                  service_hosts=[], ags_scopes=[], updated_at=now)
-        session.add(services)
-    if nrps_url:
-        services.nrps_url = nrps_url
-    if lineitems:
-        services.lineitems_url, services.ags_scopes = lineitems, scopes
-    if hosts:
-        services.service_hosts = sorted(set(services.service_hosts or []) | set(hosts))
-    if is_teacher and services.nrps_url and (
+        insert_ignore(session, CourseServices, ["course_id"], {
+            "course_id": course_id, "platform_id": platform.id, "service_hosts": [],
+            "ags_scopes": [], "roster_error": "", "roster_count": 0, "updated_at": now})
+        services = session.get(CourseServices, course_id)
+    # Only write what changed: every launch of a class reads this row, and a
+    # write would lock it until the launch commits.
+    wanted = {}
+    if nrps_url and services.nrps_url != nrps_url:
+        wanted["nrps_url"] = nrps_url
+    if lineitems and (services.lineitems_url, services.ags_scopes) != (lineitems, scopes):
+        wanted.update(lineitems_url=lineitems, ags_scopes=scopes)
+    merged = sorted(set(services.service_hosts or []) | set(hosts))
+    if merged != sorted(services.service_hosts or []):
+        wanted["service_hosts"] = merged
+    if is_teacher and (nrps_url or services.nrps_url) and (
             services.roster_synced_at is None
-            or aware(services.roster_synced_at) < now - ROSTER_INTERVAL):
-        services.roster_requested_at = now  # the worker syncs the roster
-    services.updated_at = now
+            or aware(services.roster_synced_at) < now - ROSTER_INTERVAL) and (
+            services.roster_requested_at is None
+            or aware(services.roster_requested_at) < now - ROSTER_INTERVAL
+            or (services.roster_synced_at is not None
+                and aware(services.roster_requested_at) <= aware(services.roster_synced_at))):
+        wanted["roster_requested_at"] = now  # the worker syncs the roster
+    if wanted:
+        for key, value in wanted.items():
+            setattr(services, key, value)
+        services.updated_at = now
 
     if resource_link_pk is None:
         return None

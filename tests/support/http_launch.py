@@ -250,5 +250,10 @@ def tool_env(root: Path, base_url: str, database_url: str | None = None) -> dict
                LTI_TOOL_KEYS_DIR=str(root / "keys"),
                LTI_TOOL_DATABASE_URL=database_url
                or f"sqlite:///{root / 'instance' / 'pathwise.sqlite3'}",
-               LTI_TOOL_BASE_URL=base_url)
+               LTI_TOOL_BASE_URL=base_url,
+               # These tools are launched by test platforms whose service URLs
+               # (rosters, gradebooks) name real LMS hosts: no background worker
+               # may ever try to reach them. Tests that deliver grades start
+               # their worker against a loopback LMS themselves.
+               LTI_TOOL_INLINE_WORKER="0")
     return env
