@@ -54,11 +54,13 @@ import cProfile
 import io
 import json
 import logging
+import multiprocessing
 import os
 import platform as pyplatform
 import pstats
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -214,18 +216,61 @@ class ToolJwks:
         return Response("not found", status=404)
 
 
+class _ChildServer:
+    """The sandbox LMS served from a forked process: an LMS is another
+    machine, and in this process its CPU would compete with the tool's for
+    one interpreter lock (a cost no real LMS imposes on the tool)."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.process = multiprocessing.get_context("fork").Process(
+            target=self._run, args=(app, port), daemon=True, name="bench-lms")
+        self.process.start()
+
+    @staticmethod
+    def _run(app: Any, port: int) -> None:
+        make_server("127.0.0.1", port, app, threaded=True).serve_forever(poll_interval=0.05)
+
+    def shutdown(self) -> None:
+        self.process.terminate()
+
+    def server_close(self) -> None:
+        self.process.join(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def start_lms(flavor: str, workdir: Path, students: int, latency_ms: int,
-              jwks: ToolJwks) -> Lms:
+              jwks: ToolJwks, *, in_process: bool = False) -> Lms:
     jwks_server, tool_url = _serve(jwks)
     holder: dict[str, Any] = {}
-    # The sandbox's base URL is its port, known once the server listens.
-    server, base = _serve(lambda environ, start_response: holder["app"](environ, start_response))
+    if in_process:
+        # The sandbox's base URL is its port, known once the server listens.
+        server, base = _serve(lambda environ, start_response:
+                              holder["app"](environ, start_response))
+    else:
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
     app = create_sandbox_app(flavor=flavor, base_url=base, tool_url=tool_url,
                              db_path=str(workdir / f"sandbox-{flavor}.db"),
                              latency_ms=latency_ms, test_controls=True)
     holder["app"] = app
     info = seed(app)
     ids = add_students(app, students, course_id=info["course_id"])
+    if not in_process:
+        server = _ChildServer(app, port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base + "/", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
     conn = storage.connect(app.extensions["lti_sandbox"].db_path)
     try:
         reg = storage.first_registration(conn)
@@ -859,6 +904,9 @@ def main(argv: list[str] | None = None) -> int:
                         default="sqlite")
     parser.add_argument("--students", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=LATENCY_MS)
+    parser.add_argument("--lms-in-process", action="store_true",
+                        help="serve the sandbox LMS from this process (default: a forked "
+                             "process, as an LMS is another machine)")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
                         help="the Deliverer's per-platform concurrency cap")
     parser.add_argument("--baseline-sample", type=int, default=None,
@@ -902,7 +950,8 @@ def main(argv: list[str] | None = None) -> int:
         jwks.keys = keyset.jwks()["keys"] + [dict(Registration.get_jwk(public_pem))]
         say(f"starting the {args.flavor} sandbox ({args.latency_ms} ms latency) and enrolling "
             f"{args.students} students ...")
-        lms = start_lms(args.flavor, workdir, args.students, args.latency_ms, jwks)
+        lms = start_lms(args.flavor, workdir, args.students, args.latency_ms, jwks,
+                        in_process=args.lms_in_process)
 
         baseline = run_baseline(lms, private_pem, public_pem, sample, say)
         say(f"[baseline] {baseline['scores']} scores in {baseline['seconds']:.2f} s "
