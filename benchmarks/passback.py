@@ -106,6 +106,7 @@ from lti_tool.grades import service as grading  # noqa: E402
 from lti_tool.grades.models import Rollup, Standard, StandardGroup  # noqa: E402
 from lti_tool.launch import keys  # noqa: E402
 from lti_tool.launch.models import Deployment, Platform  # noqa: E402
+from lti_tool.launch.urls import origin_of  # noqa: E402
 from lti_tool.passback import platform_client, rules, worker  # noqa: E402
 from lti_tool.passback.models import (  # noqa: E402
     CourseServices,
@@ -114,7 +115,7 @@ from lti_tool.passback.models import (  # noqa: E402
     ScoreOutbox,
     ServiceToken,
 )
-from lti_tool.passback.service import enqueue_scores, origin  # noqa: E402
+from lti_tool.passback.service import enqueue_scores  # noqa: E402
 from lti_tool.playlists.models import ItemProgress, Playlist, PlaylistItem  # noqa: E402
 from lti_tool.sandbox import add_students, create_sandbox_app, seed, storage  # noqa: E402
 
@@ -441,7 +442,7 @@ def seed_pathwise(url: str, lms: Lms, kind: str, keys_dir: Path) -> tuple[Seeded
     """Everything a launch and a teacher would have left, with bulk Core inserts."""
     now = datetime.now(timezone.utc)
     started = time.perf_counter()
-    host = origin(lms.base_url)
+    host = origin_of(lms.base_url)
     with get_engine(url).begin() as conn:
         platform_id = _one(conn, Platform.__table__, {
             "name": f"Sandbox {lms.flavor}", "issuer": lms.issuer, "client_id": lms.client_id,

@@ -22,8 +22,8 @@ from lti_tool.passback.models import CourseServices, LineItem, Placement
 from lti_tool.passback.service import (
     SCOPE_LINEITEM,
     PassbackError,
-    _placement_standards,
-    origin,
+    allowed_origins,
+    placement_standards,
 )
 from lti_tool.playlists.models import Playlist
 from lti_tool.timeutil import utcnow
@@ -40,9 +40,7 @@ def _client_and_origins(session: Session, placement: Placement):
     settings = current_app.extensions["pathwise"].settings
     client = platform_client.client_for(platform, tool_keys.load(settings.keys_dir).sign,
                                         settings.database_url)
-    allowed = sorted(set(services.service_hosts or [])
-                     | {o for o in (origin(platform.auth_token_url),) if o})
-    return client, allowed, services
+    return client, allowed_origins(services, platform), services
 
 
 def ensure_line_items(session: Session, placement: Placement, rule: str,
@@ -59,7 +57,7 @@ def ensure_line_items(session: Session, placement: Placement, rule: str,
     needed_own = rule != "per_standard"
     have = {li.standard_id: li for li in session.scalars(select(LineItem).where(
         LineItem.placement_id == placement.id))}
-    standards = _placement_standards(session, placement.course_id, placement) \
+    standards = placement_standards(session, placement.course_id, placement) \
         if rule == "per_standard" else []
     missing_own = needed_own and None not in have
     missing = [s for s in standards if s.id not in have]

@@ -20,7 +20,7 @@ from lti_tool.launch.models import Platform
 from lti_tool.launch.roles import STUDENT, decide
 from lti_tool.passback import platform_client
 from lti_tool.passback.models import CourseServices
-from lti_tool.passback.service import origin
+from lti_tool.passback.service import allowed_origins
 from lti_tool.timeutil import utcnow
 
 log = logging.getLogger("lti_tool.passback")
@@ -47,8 +47,7 @@ def sync_course(database_url: str, keys_dir, course_id: int) -> RosterResult:
                 "config", "The LMS has not offered a roster for this course (Names and "
                 "Role Provisioning is off for this tool).")
         platform = session.get(Platform, services.platform_id)
-        allowed = sorted(set(services.service_hosts or [])
-                         | {o for o in (origin(platform.auth_token_url),) if o})
+        allowed = allowed_origins(services, platform)
         nrps_url = services.nrps_url
         session.expunge_all()
     client = platform_client.client_for(platform, tool_keys.load(keys_dir).sign, database_url)

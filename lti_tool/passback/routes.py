@@ -69,7 +69,7 @@ def _page(current, placement, *, error=None, message=None, preview_rule=None,
     label = next((lvl.label for lvl in levels if lvl.points == policy.mastery_points),
                  "Mastery")
     link = db.get(ResourceLink, placement.resource_link_pk)
-    standards = service._placement_standards(db, course_id, placement)
+    standards = service.placement_standards(db, course_id, placement)
     # A standard added to the playlist after its columns were made has no LMS
     # column yet: say so, since its scores cannot be sent until "Save".
     columns = set(db.scalars(select(LineItem.standard_id).where(

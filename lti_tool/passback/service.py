@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -24,6 +23,7 @@ from lti_tool.db import insert_ignore
 from lti_tool.grades import service as grading
 from lti_tool.grades.models import Rollup, Standard
 from lti_tool.launch.models import Deployment, Platform
+from lti_tool.launch.urls import origin_of
 from lti_tool.passback import rules
 from lti_tool.passback.models import (
     RULES,
@@ -52,16 +52,12 @@ class PassbackError(ValueError):
         self.status = status
 
 
-def origin(url: str | None) -> str | None:
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    port = parts.port
-    default = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+def allowed_origins(services: CourseServices | None, platform: Platform) -> list[str]:
+    """Where our bearer token may go for a course: the origins the platform
+    itself used for service URLs in signed launches, and its token endpoint."""
+    hosts = set(services.service_hosts or []) if services else set()
+    token = origin_of(platform.auth_token_url)
+    return sorted(hosts | ({token} if token else set()))
 
 
 # -- launches ------------------------------------------------------------------------
@@ -79,7 +75,7 @@ def on_launch(session: Session, *, platform: Platform, claims: dict, course_id: 
     scopes = [s for s in ags.get("scope") or [] if isinstance(s, str)]
     nrps_url = nrps.get("context_memberships_url") \
         if isinstance(nrps.get("context_memberships_url"), str) else None
-    hosts = sorted({o for o in (origin(u) for u in (lineitems, lineitem, nrps_url)) if o})
+    hosts = sorted({o for o in (origin_of(u) for u in (lineitems, lineitem, nrps_url)) if o})
     services = session.get(CourseServices, course_id)
     now = utcnow()
     if services is None:
@@ -202,7 +198,7 @@ class StudentScores:
     outs: list[rules.ScoreOut]
 
 
-def _placement_standards(session: Session, course_id: int, placement: Placement
+def placement_standards(session: Session, course_id: int, placement: Placement
                          ) -> list[Standard]:
     """The playlist's targeted standards, else those its items are aligned to."""
     playlist = session.get(Playlist, placement.playlist_id)
@@ -224,7 +220,7 @@ def compute_scores(session: Session, course_id: int, placement: Placement,
     score_maximum = placement.score_maximum if score_maximum is None else score_maximum
     power_incomplete = placement.power_incomplete if power_incomplete is None \
         else power_incomplete
-    standards = _placement_standards(session, course_id, placement)
+    standards = placement_standards(session, course_id, placement)
     policy = grading.policy_for(session, course_id)
     levels = grading.scale_for(session, course_id)
     scale_max = max((lvl.points for lvl in levels), default=4.0)

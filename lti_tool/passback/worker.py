@@ -38,7 +38,7 @@ from lti_tool.launch import keys as tool_keys
 from lti_tool.launch.models import Platform
 from lti_tool.passback import platform_client
 from lti_tool.passback.models import CourseServices, LineItem, ScoreOutbox
-from lti_tool.passback.service import origin
+from lti_tool.passback.service import allowed_origins
 from lti_tool.timeutil import aware, utcnow
 
 log = logging.getLogger("lti_tool.passback")
@@ -215,11 +215,8 @@ class Deliverer:
             clients = {pid: self._client(session, pid) for pid in {j.platform_id for j in jobs}}
             allowed = {}
             for course_id, platform_id in {(j.course_id, j.platform_id) for j in jobs}:
-                services = session.get(CourseServices, course_id)
-                platform = session.get(Platform, platform_id)
-                allowed[course_id] = sorted(
-                    set(services.service_hosts if services else [])
-                    | {o for o in (origin(platform.auth_token_url),) if o})
+                allowed[course_id] = allowed_origins(session.get(CourseServices, course_id),
+                                                     session.get(Platform, platform_id))
         return jobs, clients, allowed
 
     def run_once(self, *, limit: int | None = None) -> Stats:

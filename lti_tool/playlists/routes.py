@@ -529,10 +529,12 @@ def my_item(current, playlist_id: int, item_id: int):
 
 
 def _item_page(current, playlist, item, *, error: str | None = None, outcome=None,
-               status: int = 200):
+               status: int = 200, ctx: service.PlaylistContext | None = None):
     db = get_db()
     course_id = current.course.id
-    ctx = service.playlist_context(db, course_id, playlist)
+    # The caller's context when it has one: it holds no mastery or progress,
+    # so it is still right after a quick check or a progress change.
+    ctx = ctx or service.playlist_context(db, course_id, playlist)
     student_path = service.student_path(db, course_id, ctx, current.user.id)
     entry = service.entry_of(student_path, item.id)
     if entry is None:
@@ -579,7 +581,7 @@ def my_progress(current, playlist_id: int, item_id: int):
         db.rollback()
         if exc.status == 404:
             abort(404)
-        return _item_page(current, playlist, item, error=str(exc), status=exc.status)
+        return _item_page(current, playlist, item, error=str(exc), status=exc.status, ctx=ctx)
     if request.form.get("back") == "item":
         return _back("playlists.my_item", current, playlist_id=playlist.id, item_id=item.id)
     return redirect(url_for("playlists.my_playlist", playlist_id=playlist.id,
@@ -603,8 +605,8 @@ def quick_check(current, playlist_id: int, item_id: int):
         db.rollback()
         if exc.status == 404:
             abort(404)
-        return _item_page(current, playlist, item, error=str(exc), status=exc.status)
-    return _item_page(current, playlist, item, outcome=outcome)
+        return _item_page(current, playlist, item, error=str(exc), status=exc.status, ctx=ctx)
+    return _item_page(current, playlist, item, outcome=outcome, ctx=ctx)
 
 
 def student_playlists_summary(db, course_id: int, student_id: int) -> list[tuple]:
