@@ -183,13 +183,13 @@ def _luminance(colour: str) -> float:
 # ---------------------------------------------------------------------------
 
 
-def _clean(text: object) -> str:
+def clean_text(text: object) -> str:
     """Text safe for XML 1.0, with whitespace collapsed (not yet escaped)."""
     return " ".join(_INVALID_XML.sub("\ufffd", str(text)).split())
 
 
-def _esc(text: object) -> str:
-    return html.escape(_clean(text), quote=True)
+def esc(text: object) -> str:
+    return html.escape(clean_text(text), quote=True)
 
 
 def _num(value: float) -> str:
@@ -198,28 +198,30 @@ def _num(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _c(value: float) -> str:
+def coord(value: float) -> str:
     """A coordinate: 2 decimals at most, to keep the markup small."""
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
 
-def _char_width(char: str) -> float:
+def char_width(char: str) -> float:
     if unicodedata.combining(char):
         return 0.0
     return 1.0 if unicodedata.east_asian_width(char) in ("W", "F") else 0.6
 
 
-def _text_width(text: str, size: float = FONT_SIZE, bold: bool = False) -> float:
-    """A generous estimate of rendered width (no font metrics in a pure module)."""
-    return sum(_char_width(ch) for ch in text) * size * (1.08 if bold else 1.0)
+def text_width(text: str, size: float = FONT_SIZE, bold: bool = False) -> float:
+    """A generous estimate of rendered width (no font metrics in a pure module);
+    ASCII, every character 0.6 em, takes the short way."""
+    ems = 0.6 * len(text) if text.isascii() else sum(char_width(ch) for ch in text)
+    return ems * size * (1.08 if bold else 1.0)
 
 
 def _fit(text: str, width: float, bold: bool = False) -> str:
     """``text`` (already cleaned), cut with an ellipsis to fit ``width``."""
-    if _text_width(text, bold=bold) <= width:
+    if text_width(text, bold=bold) <= width:
         return text
-    while text and _text_width(text + "…", bold=bold) > width:
+    while text and text_width(text + "…", bold=bold) > width:
         text = text[:-1]
     return text.rstrip() + "…"
 
@@ -228,7 +230,7 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", fill: str = _
           bold: bool = False, halo: bool = False, cls: str = "",
           full: str | None = None) -> str:
     """A ``<text>`` element; ``text`` is cleaned, not escaped. ``full`` becomes a tooltip."""
-    attrs = [f'x="{_c(x)}" y="{_c(y)}"', f'fill="{fill}"']
+    attrs = [f'x="{coord(x)}" y="{coord(y)}"', f'fill="{fill}"']
     if cls:
         attrs.insert(0, f'class="{cls}"')
     if anchor != "start":
@@ -237,7 +239,7 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", fill: str = _
         attrs.append('font-weight="700"')
     if halo:
         attrs.append(_HALO)
-    tip = f"<title>{_esc(full)}</title>" if full is not None and full != text else ""
+    tip = f"<title>{esc(full)}</title>" if full is not None and full != text else ""
     return f"<text {' '.join(attrs)}>{tip}{html.escape(text, quote=True)}</text>"
 
 
@@ -288,11 +290,11 @@ def _svg(kind: str, height: float, title: str, desc: str, id_prefix: str,
     falls back to a generic one."""
     return "".join([
         '<svg xmlns="http://www.w3.org/2000/svg" '
-        f'class="pw-chart pw-chart-{kind}" viewBox="0 0 {VIEW_WIDTH} {_c(height)}" '
+        f'class="pw-chart pw-chart-{kind}" viewBox="0 0 {VIEW_WIDTH} {coord(height)}" '
         f'width="100%" role="img" aria-labelledby="{id_prefix}-title {id_prefix}-desc" '
         f'font-family="{html.escape(_FONT_FAMILY)}" font-size="{FONT_SIZE}">',
-        f'<title id="{id_prefix}-title">{_esc(_clean(title) or _FALLBACK_TITLES[kind])}</title>',
-        f'<desc id="{id_prefix}-desc">{_esc(desc)}</desc>',
+        f'<title id="{id_prefix}-title">{esc(clean_text(title) or _FALLBACK_TITLES[kind])}</title>',
+        f'<desc id="{id_prefix}-desc">{esc(desc)}</desc>',
         *body,
         "</svg>",
     ])
@@ -309,7 +311,7 @@ def _message_svg(kind: str, message: str, title: str, desc: str, id_prefix: str)
 
 def _fit_with(label: str, suffix: str, width: float) -> str:
     """``label`` cut to fit ``width`` together with ``suffix``, which is always kept."""
-    return _fit(label, width - _text_width(suffix)) + suffix if label else suffix.lstrip()
+    return _fit(label, width - text_width(suffix)) + suffix if label else suffix.lstrip()
 
 
 def _legend(entries: Sequence[tuple[str, str, str]], top: float) -> tuple[list[str], float]:
@@ -325,10 +327,10 @@ def _legend(entries: Sequence[tuple[str, str, str]], top: float) -> tuple[list[s
     x, y = float(_PAD), top
     for swatch, label, suffix in entries:
         text = _fit_with(label, suffix, max_text)
-        width = _SWATCH + 6 + _text_width(text)
+        width = _SWATCH + 6 + text_width(text)
         if x > _PAD and x + width > right:
             x, y = float(_PAD), y + _ROW
-        parts.append(f'<g class="legend-entry" transform="translate({_c(x)},{_c(y)})">'
+        parts.append(f'<g class="legend-entry" transform="translate({coord(x)},{coord(y)})">'
                      f'<g transform="translate(0,3)">{swatch}</g>'
                      f'{_text(_SWATCH + 6, 16, text, full=label + suffix)}</g>')
         x += width + 14
@@ -430,7 +432,7 @@ def timeline_svg(
     mastery_y = y_of(mastery_points)
     mastery_on_level = any(lv.points == mastery_points for _, lv in shown)
     mastery_text = "Mastery" if mastery_on_level else f"Mastery ({_num(mastery_points)})"
-    mastery_text_w = _text_width(mastery_text, bold=True)
+    mastery_text_w = text_width(mastery_text, bold=True)
 
     body: list[str] = ["<defs>"]
     body += [_pattern_def(f"{id_prefix}-lvl{i}", lv.colour, lv.pattern) for i, lv in shown]
@@ -438,13 +440,13 @@ def timeline_svg(
 
     # Gridlines: one per level, plus the scale's ends when no level sits there.
     ticks: list[tuple[float, str, int | None]] = [
-        (lv.points, _clean(lv.label), i) for i, lv in shown]
+        (lv.points, clean_text(lv.label), i) for i, lv in shown]
     for end in (scale_max, scale_min):
         if not any(lv.points == end for _, lv in shown):
             ticks.append((end, "", None))
     ticks.sort(key=lambda t: -t[0])
     body.append(f'<g class="gridlines" stroke="{_GRID}" stroke-width="1">')
-    body += [f'<line x1="{_TL_X0}" x2="{_TL_X1}" y1="{_c(y_of(v))}" y2="{_c(y_of(v))}"/>'
+    body += [f'<line x1="{_TL_X0}" x2="{_TL_X1}" y1="{coord(y_of(v))}" y2="{coord(y_of(v))}"/>'
              for v, _, _ in ticks]
     body.append("</g>")
     body.append(f'<line class="axis" x1="{_TL_X0}" x2="{_TL_X1}" y1="{plot_bottom}" '
@@ -481,7 +483,7 @@ def timeline_svg(
         last_y = base
         x = _TL_X0 + 2
         if index is not None:
-            body.append(f'<rect x="{_c(x)}" y="{_c(base - 12)}" width="14" height="14" '
+            body.append(f'<rect x="{coord(x)}" y="{coord(base - 12)}" width="14" height="14" '
                         f'fill="url(#{id_prefix}-lvl{index})" stroke="{_MUTED}" '
                         'stroke-width="1"/>')
             x += 19
@@ -494,7 +496,7 @@ def timeline_svg(
     body.append("</g>")
 
     body.append(f'<line class="mastery-line" x1="{_TL_X0}" x2="{_TL_X1}" '
-                f'y1="{_c(mastery_y)}" y2="{_c(mastery_y)}" stroke="{_INK}" '
+                f'y1="{coord(mastery_y)}" y2="{coord(mastery_y)}" stroke="{_INK}" '
                 'stroke-width="2" stroke-dasharray="6 4"/>')
     body.append(_text(_TL_X1 - 2, mastery_base, mastery_text, anchor="end", bold=True,
                       halo=True, cls="mastery-label"))
@@ -514,9 +516,9 @@ def timeline_svg(
     for run in runs:
         if len(run) == 1:  # a lone value: a short level stroke, so it is visible
             (x, y), = run
-            commands.append(f"M{_c(x - 5)},{_c(y)} L{_c(x + 5)},{_c(y)}")
+            commands.append(f"M{coord(x - 5)},{coord(y)} L{coord(x + 5)},{coord(y)}")
         else:
-            commands.append("M" + " L".join(f"{_c(x)},{_c(y)}" for x, y in run))
+            commands.append("M" + " L".join(f"{coord(x)},{coord(y)}" for x, y in run))
     if commands:
         body.append(f'<path class="rollup" d="{" ".join(commands)}" fill="none" '
                     f'stroke="{_ROLLUP}" stroke-width="3" stroke-linejoin="round" '
@@ -526,7 +528,7 @@ def timeline_svg(
     body.append('<g class="markers">')
     for x, point in zip(xs, points, strict=True):
         tip = f"{_date(point.when, tz, True)} · score {_num(point.score)}"
-        label = _clean(point.label)
+        label = clean_text(point.label)
         if label:
             tip += f" · {label}"
         if point.superseded:
@@ -535,8 +537,8 @@ def timeline_svg(
                     f'stroke="{_SUPERSEDED}" stroke-width="1.5"')
         else:
             look = f'class="evidence" fill="{_INK}" stroke="{_WHITE}" stroke-width="1"'
-        body.append(f'<circle {look} cx="{_c(x)}" cy="{_c(y_of(point.score))}" '
-                    f'r="{_c(radius)}"><title>{html.escape(tip, quote=True)}</title></circle>')
+        body.append(f'<circle {look} cx="{coord(x)}" cy="{coord(y_of(point.score))}" '
+                    f'r="{coord(radius)}"><title>{html.escape(tip, quote=True)}</title></circle>')
     body.append("</g>")
 
     # Dates under the axis, thinned from the newest backwards so the latest is shown.
@@ -544,17 +546,17 @@ def timeline_svg(
     kept: list[tuple[float, str, str]] = []
     left_edge = math.inf
     for i in range(n - 1, -1, -1):
-        width = _text_width(dates[i])
+        width = text_width(dates[i])
         centre = min(max(xs[i], _TL_X0 + width / 2), _TL_X1 - width / 2)
         if kept and dates[i] == kept[-1][1]:
             continue
         if centre + width / 2 + 10 > left_edge:
             continue
-        kept.append((xs[i], dates[i], f"{_c(centre)}"))
+        kept.append((xs[i], dates[i], f"{coord(centre)}"))
         left_edge = centre - width / 2
     body.append(f'<g class="dates" stroke="{_MUTED}">')
     for x, _, _ in kept:
-        body.append(f'<line x1="{_c(x)}" x2="{_c(x)}" y1="{plot_bottom}" '
+        body.append(f'<line x1="{coord(x)}" x2="{coord(x)}" y1="{plot_bottom}" '
                     f'y2="{plot_bottom + 4}"/>')
     body.append("</g>")
     body += [_text(float(centre), plot_bottom + 22, text, anchor="middle", fill=_MUTED,
@@ -593,7 +595,7 @@ def _timeline_desc(points: Sequence[Point], current: float | None, levels: Seque
         parts.append("no mastery value yet")
     else:
         level = level_for(current, levels)
-        name = _clean(level.label) if level else "below every level"
+        name = clean_text(level.label) if level else "below every level"
         side = "at or above" if current >= mastery_points else "below"
         parts.append(f"current mastery {_num(current)} ({name}), {side} the mastery line "
                      f"of {_num(mastery_points)}")
@@ -628,8 +630,8 @@ def distribution_svg(
             raise ValueError(f"counts must be whole numbers >= 0, not {count!r}")
 
     # (label, count, fill reference, solid colour behind text, text colour)
-    segments = [(_clean(lv.label) or "Unnamed level", count, f"url(#{id_prefix}-seg{i})", lv.colour,
-                 _ink_on(lv.colour)) for i, (lv, count) in enumerate(counts)]
+    segments = [(clean_text(lv.label) or "Unnamed level", count, f"url(#{id_prefix}-seg{i})",
+                 lv.colour, _ink_on(lv.colour)) for i, (lv, count) in enumerate(counts)]
     segments.append((NO_EVIDENCE_LABEL, no_evidence, f"url(#{id_prefix}-none)", _WHITE, _INK))
     swatches = {fill: f'<rect width="{_SWATCH}" height="{_SWATCH}" fill="{fill}" '
                 f'stroke="{_MUTED}" stroke-width="1"/>' for _, _, fill, _, _ in segments}
@@ -659,12 +661,12 @@ def distribution_svg(
         if done < total:
             boundaries.append(end)
         width = end - start
-        bars.append(f'<rect class="segment" data-count="{count}" x="{_c(start)}" '
-                    f'y="{_BAR_Y}" width="{_c(width)}" height="{_BAR_H}" fill="{fill}">'
+        bars.append(f'<rect class="segment" data-count="{count}" x="{coord(start)}" '
+                    f'y="{_BAR_Y}" width="{coord(width)}" height="{_BAR_H}" fill="{fill}">'
                     f"<title>{html.escape(f'{label}: {count}', quote=True)}</title></rect>")
         count_text = str(count)
-        count_w = _text_width(count_text, bold=True)
-        label_w = _text_width(label)
+        count_w = text_width(count_text, bold=True)
+        label_w = text_width(label)
         centre = start + width / 2
         if width >= max(count_w, label_w) + 12:
             chip_w, chip_h = max(count_w, label_w) + 8, 46
@@ -676,8 +678,8 @@ def distribution_svg(
         else:
             legend.append((swatches[fill], label, f": {count}"))
             continue
-        texts.append(f'<rect class="chip" x="{_c(centre - chip_w / 2)}" '
-                     f'y="{_c(_BAR_Y + (_BAR_H - chip_h) / 2)}" width="{_c(chip_w)}" '
+        texts.append(f'<rect class="chip" x="{coord(centre - chip_w / 2)}" '
+                     f'y="{coord(_BAR_Y + (_BAR_H - chip_h) / 2)}" width="{coord(chip_w)}" '
                      f'height="{chip_h}" rx="3" fill="{solid}"/>')
         texts += [_text(centre, y, text, anchor="middle", fill=ink, bold=bold,
                         cls="in-bar-count" if bold else "in-bar-label")
@@ -686,7 +688,7 @@ def distribution_svg(
     texts.append("</g>")
     body += bars
     # White separators keep neighbouring segments apart even where colours are close.
-    body += [f'<line class="separator" x1="{_c(x)}" x2="{_c(x)}" y1="{_BAR_Y}" '
+    body += [f'<line class="separator" x1="{coord(x)}" x2="{coord(x)}" y1="{_BAR_Y}" '
              f'y2="{_BAR_Y + _BAR_H}" stroke="{_WHITE}" stroke-width="1.5"/>'
              for x in boundaries]
     body.append(f'<rect class="outline" x="{_PAD}" y="{_BAR_Y}" width="{_BAR_W}" '

@@ -54,14 +54,20 @@ of the bars; text stays at or above 12 CSS px when it is drawn at least
 from __future__ import annotations
 
 import html
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType
 
-from lti_tool.grades.charts import FONT_SIZE, ID_PATTERN
+from lti_tool.grades.charts import (
+    FONT_SIZE,
+    ID_PATTERN,
+    char_width,
+    clean_text,
+    coord,
+    esc,
+    text_width,
+)
 from lti_tool.playlists.path import (
     ItemKind,
     PaceStatus,
@@ -417,44 +423,17 @@ _BAR_H = 24
 _SWATCH = 16
 _LEGEND_H = 26
 _FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _FALLBACK_TITLE = "Class progress by item"
-
-
-def _clean(text: object) -> str:
-    """Text safe for XML 1.0, whitespace collapsed (not yet escaped)."""
-    return " ".join(_INVALID_XML.sub("\ufffd", str(text)).split())
-
-
-def _esc(text: object) -> str:
-    return html.escape(_clean(text), quote=True)
-
-
-def _c(value: float) -> str:
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _char_width(char: str) -> float:
-    """In ems: a generous estimate (no font metrics in a pure module)."""
-    if unicodedata.combining(char):
-        return 0.0
-    return 1.0 if unicodedata.east_asian_width(char) in ("W", "F") else 0.6
-
-
-def _text_width(text: str, bold: bool = False) -> float:
-    ems = 0.6 * len(text) if text.isascii() else sum(map(_char_width, text))
-    return ems * FONT_SIZE * (1.08 if bold else 1.0)
 
 
 def _fit(text: str, width: float) -> str:
     """``text`` (cleaned) cut with an ellipsis to fit ``width``."""
-    if _text_width(text) <= width:
+    if text_width(text) <= width:
         return text
-    room = width - _text_width("…")
+    room = width - text_width("…")
     used = 0.0
     for end, char in enumerate(text):
-        used += _char_width(char) * FONT_SIZE
+        used += char_width(char) * FONT_SIZE
         if used > room:
             return text[:end].rstrip() + "…"
     return text  # not reached: the whole text did not fit
@@ -495,11 +474,11 @@ def _pattern_def(id_prefix: str, segment: Segment) -> str:
 def _svg(height: float, title: str, desc: str, id_prefix: str, body: Iterable[str]) -> str:
     return "".join([
         '<svg xmlns="http://www.w3.org/2000/svg" class="pw-chart pw-chart-class-progress" '
-        f'viewBox="0 0 {VIEW_WIDTH} {_c(height)}" width="100%" role="img" '
+        f'viewBox="0 0 {VIEW_WIDTH} {coord(height)}" width="100%" role="img" '
         f'aria-labelledby="{id_prefix}-title {id_prefix}-desc" '
         f'font-family="{html.escape(_FONT_FAMILY)}" font-size="{FONT_SIZE}">',
-        f'<title id="{id_prefix}-title">{_esc(_clean(title) or _FALLBACK_TITLE)}</title>',
-        f'<desc id="{id_prefix}-desc">{_esc(desc)}</desc>',
+        f'<title id="{id_prefix}-title">{esc(clean_text(title) or _FALLBACK_TITLE)}</title>',
+        f'<desc id="{id_prefix}-desc">{esc(desc)}</desc>',
         *body,
         "</svg>",
     ])
@@ -546,29 +525,29 @@ def _legend(id_prefix: str) -> list[str]:
     for segment in SEGMENTS:
         parts.append(
             f'<g class="legend-entry" data-state="{segment.state.value}" '
-            f'transform="translate({_c(x)},{_PAD})">'
+            f'transform="translate({coord(x)},{_PAD})">'
             f'<rect y="3" width="{_SWATCH}" height="{_SWATCH}" '
             f'fill="url(#{_pattern_id(id_prefix, segment)})" stroke="{_MUTED}" '
             f'stroke-width="1"/><text x="{_SWATCH + 6}" y="16" fill="{_INK}">'
             f"{segment.label}</text></g>")
-        x += _SWATCH + 6 + _text_width(segment.label) + 14
+        x += _SWATCH + 6 + text_width(segment.label) + 14
     parts.append("</g>")
     return parts
 
 
 def _bar(summary: ItemSummary, y: float, id_prefix: str) -> str:
-    full = _clean(summary.title) or f"Item {summary.item_id}"
+    full = clean_text(summary.title) or f"Item {summary.item_id}"
     total = summary.total
     baseline = y + _BAR_H / 2 + 6
     parts = [
         f'<g class="item-bar" data-item-id="{int(summary.item_id)}" '
         f'data-tag="{html.escape(Tag(summary.tag).value, quote=True)}">',
-        f'<text class="item-title" x="{_PAD}" y="{_c(baseline)}" fill="{_INK}">'
+        f'<text class="item-title" x="{_PAD}" y="{coord(baseline)}" fill="{_INK}">'
         f"<title>{html.escape(full, quote=True)}</title>"
         f"{html.escape(_fit(full, _LABEL_W - 10), quote=True)}</text>",
     ]
     if total == 0:
-        parts.append(f'<text class="in-bar-label" x="{_c(_BAR_X + 6)}" y="{_c(baseline)}" '
+        parts.append(f'<text class="in-bar-label" x="{coord(_BAR_X + 6)}" y="{coord(baseline)}" '
                      f'fill="{_MUTED}">No students</text>')
     chips: list[str] = []
     separators: list[str] = []
@@ -585,24 +564,24 @@ def _bar(summary: ItemSummary, y: float, id_prefix: str) -> str:
                f"({_pct(count, total)})")
         parts.append(
             f'<rect class="segment" data-state="{segment.state.value}" data-count="{count}" '
-            f'x="{_c(start)}" y="{_c(y)}" width="{_c(width)}" height="{_BAR_H}" '
+            f'x="{coord(start)}" y="{coord(y)}" width="{coord(width)}" height="{_BAR_H}" '
             f'fill="url(#{_pattern_id(id_prefix, segment)})"><title>{tip}</title></rect>')
         if done < total:
-            separators.append(f'<line class="separator" x1="{_c(end)}" x2="{_c(end)}" '
-                              f'y1="{_c(y)}" y2="{_c(y + _BAR_H)}" stroke="{_WHITE}" '
+            separators.append(f'<line class="separator" x1="{coord(end)}" x2="{coord(end)}" '
+                              f'y1="{coord(y)}" y2="{coord(y + _BAR_H)}" stroke="{_WHITE}" '
                               'stroke-width="1.5"/>')
         text = str(count)
-        text_w = _text_width(text, bold=True)
+        text_w = text_width(text, bold=True)
         if width >= text_w + 10:
             centre = start + width / 2
             chips.append(
-                f'<rect class="chip" x="{_c(centre - text_w / 2 - 3)}" y="{_c(y + 2)}" '
-                f'width="{_c(text_w + 6)}" height="{_BAR_H - 4}" rx="3" '
+                f'<rect class="chip" x="{coord(centre - text_w / 2 - 3)}" y="{coord(y + 2)}" '
+                f'width="{coord(text_w + 6)}" height="{_BAR_H - 4}" rx="3" '
                 f'fill="{segment.colour}"/>'
-                f'<text class="in-bar-count" x="{_c(centre)}" y="{_c(baseline)}" '
+                f'<text class="in-bar-count" x="{coord(centre)}" y="{coord(baseline)}" '
                 f'fill="{_WHITE}" text-anchor="middle" font-weight="700">{text}</text>')
     parts += separators
-    parts.append(f'<rect class="outline" x="{_BAR_X}" y="{_c(y)}" width="{_BAR_W}" '
+    parts.append(f'<rect class="outline" x="{_BAR_X}" y="{coord(y)}" width="{_BAR_W}" '
                  f'height="{_BAR_H}" fill="none" stroke="{_MUTED}" stroke-width="1"/>')
     parts += chips
     parts.append("</g>")
@@ -638,6 +617,6 @@ def _most(label: str, values: Sequence[int], summaries: Sequence[ItemSummary]) -
     if values[best] == 0:
         return ""
     summary = summaries[best]
-    name = _clean(summary.title) or f"Item {summary.item_id}"
+    name = clean_text(summary.title) or f"Item {summary.item_id}"
     return (f"{label}: “{name}” ({values[best]} of {summary.total}, "
             f"{_pct(values[best], summary.total)})")
