@@ -58,6 +58,7 @@ __all__ = [
     "CHOICES_MIN",
     "EXPLANATION_MAX",
     "MAX_ERRORS",
+    "ProblemList",
     "PROMPT_MAX",
     "QUESTIONS_MAX",
     "TEXT_MAX",
@@ -100,8 +101,9 @@ _FRACTION = re.compile(r"([+-]?\d+)\s*/\s*(\d+)")
 _REL_SLACK = 1e-9
 
 
-class QuickCheckError(ValueError):
-    """The questions cannot be saved; ``errors`` lists what to fix, one message each."""
+class ProblemList(ValueError):
+    """Input that cannot be used; ``errors`` lists what to fix, one message each
+    (at most MAX_ERRORS, then how many more)."""
 
     def __init__(self, errors: list[str]) -> None:
         shown = list(errors[:MAX_ERRORS])
@@ -109,6 +111,10 @@ class QuickCheckError(ValueError):
             shown.append(f"…and {len(errors) - MAX_ERRORS} more")
         self.errors: list[str] = shown
         super().__init__("\n".join(shown))
+
+
+class QuickCheckError(ProblemList):
+    """The questions cannot be saved."""
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ MAX_BYTES = 2 * 1024 * 1024
 MAX_ITEMS = 200
 TITLE_MAX = 300  # playlist and item titles (PlaylistItem.title is String(300))
 KEY_MAX = 100
-MAX_ERRORS = 50
+MAX_ERRORS = quick_check.MAX_ERRORS
 
 _TOP_KEYS = ("format", "version", "title", "description", "standards",
              "standard_definitions", "items")
@@ -123,15 +123,8 @@ class PlaylistData:
     standard_defs: tuple[StandardData, ...]
 
 
-class TransferError(ValueError):
-    """The document cannot be imported; ``errors`` lists what to fix, one message each."""
-
-    def __init__(self, errors: list[str]) -> None:
-        shown = list(errors[:MAX_ERRORS])
-        if len(errors) > MAX_ERRORS:
-            shown.append(f"…and {len(errors) - MAX_ERRORS} more")
-        self.errors: list[str] = shown
-        super().__init__("\n".join(shown))
+class TransferError(quick_check.ProblemList):
+    """The document cannot be imported; ``errors`` lists what to fix."""
 
 
 # ---------------------------------------------------------------- export
