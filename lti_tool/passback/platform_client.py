@@ -436,6 +436,7 @@ class PlatformClient:
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, float]] = {}
         self._fetch_locks: dict[str, threading.Lock] = {}
+        self._env_settings: dict[tuple[str, ...], dict[str, Any]] = {}
 
     # -- identity, lifecycle ----------------------------------------------------------
 
@@ -588,11 +589,16 @@ class PlatformClient:
         """One HTTP exchange inside a concurrency slot, body read (capped) before
         the slot is released; network failures become ServiceError("transient")."""
         try:
+            # Everything Python does before the bytes leave happens outside the
+            # slot: the cap limits what the LMS is asked to do at once, and the
+            # slots stay busy with the LMS's time rather than ours.
+            prepared = self._session.prepare_request(requests.Request(
+                method, url, data=data, headers=headers,
+                auth=_BearerAuth(token) if token else _NoAuth()))
+            settings = self._settings_for(prepared.url)
             with self._slots:
-                resp = self._session.request(
-                    method, url, data=data, headers=headers,
-                    auth=_BearerAuth(token) if token else _NoAuth(),
-                    timeout=self.timeout, allow_redirects=False, stream=True)
+                resp = self._session.send(prepared, timeout=self.timeout,
+                                          allow_redirects=False, **settings)
                 try:
                     self._read_body(resp)
                 finally:
@@ -604,6 +610,17 @@ class PlatformClient:
             raise ServiceError("unknown", f"could not call the LMS "
                                           f"({exc.__class__.__name__})") from exc
         return resp
+
+    def _settings_for(self, url: str) -> dict[str, Any]:
+        """requests' per-request environment settings (proxies, CA bundle),
+        read once per origin: scanning the environment on every score cost
+        more than the rest of preparing it."""
+        key = urlsplit(url)[:2]
+        settings = self._env_settings.get(key)
+        if settings is None:
+            settings = self._session.merge_environment_settings(url, {}, True, None, None)
+            self._env_settings[key] = settings
+        return settings
 
     def _read_body(self, resp: requests.Response) -> None:
         deadline = time.monotonic() + 2 * self.timeout[1]
