@@ -146,6 +146,24 @@ def session_factory(url: str, *, write: bool = True) -> sessionmaker[Session]:
     return factory
 
 
+_MEMO = "lti_tool.transaction_memo"
+
+
+def transaction_memo(session: Session) -> dict:
+    """A dict that lives as long as the session's current transaction, for
+    rows one request reads many times (a course's policy and scale). It is
+    dropped at commit or rollback, so a later transaction reads afresh."""
+    return session.info.setdefault(_MEMO, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction) -> None:
+    # Not at the end of a flush's inner transaction: only a real one (or a
+    # savepoint, whose rollback may undo what was remembered).
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_MEMO, None)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """A unit of work outside a request (CLI, worker): commit or roll back."""

@@ -331,6 +331,7 @@ def class_evidence(current, standard_id: int):
             except service.GradingError as exc:
                 errors[student.id] = str(exc)
         if not errors:
+            changed: list[int] = []
             try:
                 for student in students:
                     raw = (request.form.get(f"score-{student.id}") or "").strip()
@@ -340,9 +341,12 @@ def class_evidence(current, standard_id: int):
                             standard_id=standard.id, score=raw, assessed_at=when,
                             source=source, recorded_by=current.user.id,
                             item_ref=request.form.get("item_ref") or None,
-                            note=request.form.get(f"note-{student.id}") or "")
-                        saved += 1
+                            note=request.form.get(f"note-{student.id}") or "",
+                            queue_scores=False)
+                        changed.append(student.id)
+                service.scores_changed(db, course_id, changed)
                 db.commit()
+                saved = len(changed)
             except service.GradingError as exc:
                 return _fail(exc)
     rollups = {r.student_id: r for r in db.scalars(select(Rollup).where(

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Enrollment, User
-from lti_tool.db import insert_ignore, upsert
+from lti_tool.db import insert_ignore, transaction_memo, upsert
 from lti_tool.grades import charts, mastery
 from lti_tool.grades.models import (
     EVIDENCE_SOURCES,
@@ -69,13 +69,15 @@ def scores_changed(session: Session, course_id: int,
     return enqueue_scores(session, course_id, student_ids)
 
 
-def ensure_defaults(session: Session, course_id: int) -> None:
-    """Give a course the default policy and scale the first time it needs them.
-    Reads first: pages only read, and on SQLite a read transaction that turns
-    into a write fails at once when another process is writing. The launch
-    that creates the course calls this in its own write transaction."""
-    if session.get(GradingPolicy, course_id) is not None:
-        return
+def ensure_defaults(session: Session, course_id: int) -> GradingPolicy:
+    """Give a course the default policy and scale the first time it needs them;
+    returns the policy. Reads first: pages only read, and on SQLite a read
+    transaction that turns into a write fails at once when another process is
+    writing. The launch that creates the course calls this in its own write
+    transaction."""
+    policy = session.get(GradingPolicy, course_id)
+    if policy is not None:
+        return policy
     insert_ignore(session, GradingPolicy, ["course_id"], {
         "course_id": course_id, "method": mastery.Method.DECAYING_AVERAGE.value,
         "mastery_points": mastery.DEFAULT_MASTERY_POINTS, "weight": mastery.DEFAULT_WEIGHT,
@@ -86,18 +88,29 @@ def ensure_defaults(session: Session, course_id: int) -> None:
             insert_ignore(session, ScaleLevel, ["course_id", "points"], {
                 "course_id": course_id, "points": points, "label": label,
                 "colour": colour, "pattern": pattern})
-
-
-def policy_for(session: Session, course_id: int) -> GradingPolicy:
-    ensure_defaults(session, course_id)
     return session.get(GradingPolicy, course_id)
 
 
+def policy_for(session: Session, course_id: int) -> GradingPolicy:
+    """The course's policy, read once per transaction (one request asks for
+    it from many places; the ORM keeps no strong reference to it)."""
+    memo = transaction_memo(session)
+    policy = memo.get(("policy", course_id))
+    if policy is None:
+        policy = memo[("policy", course_id)] = ensure_defaults(session, course_id)
+    return policy
+
+
 def scale_for(session: Session, course_id: int) -> list[ScaleLevel]:
-    """The course's levels, highest first."""
-    ensure_defaults(session, course_id)
-    return list(session.scalars(select(ScaleLevel).where(ScaleLevel.course_id == course_id)
-                                .order_by(ScaleLevel.points.desc())))
+    """The course's levels, highest first, read once per transaction."""
+    memo = transaction_memo(session)
+    levels = memo.get(("scale", course_id))
+    if levels is None:
+        policy_for(session, course_id)   # the defaults exist
+        levels = memo[("scale", course_id)] = list(session.scalars(
+            select(ScaleLevel).where(ScaleLevel.course_id == course_id)
+            .order_by(ScaleLevel.points.desc())))
+    return list(levels)
 
 
 def settings_for(policy: GradingPolicy, levels: list[ScaleLevel],
@@ -211,9 +224,11 @@ def check_score(score, levels: list[ScaleLevel]) -> float:
 def record_evidence(session: Session, *, course_id: int, student_id: int, standard_id: int,
                     score, assessed_at: datetime, source: str, recorded_by: int | None,
                     item_ref: str | None = None, note: str = "",
-                    supersedes: Iterable[int] = ()) -> Evidence:
+                    supersedes: Iterable[int] = (), queue_scores: bool = True) -> Evidence:
     """Append evidence (optionally replacing earlier pieces, which stay in the
-    history marked superseded) and update the rollup in the same transaction."""
+    history marked superseded) and update the rollup in the same transaction.
+    queue_scores=False: the caller records more and calls scores_changed once
+    at the end (one LMS score per student, not one per piece)."""
     if source not in EVIDENCE_SOURCES:
         raise GradingError(f"Unknown evidence source {source[:40]!r}; use one of: "
                            + ", ".join(EVIDENCE_SOURCES) + ".")
@@ -237,7 +252,8 @@ def record_evidence(session: Session, *, course_id: int, student_id: int, standa
     session.flush()
     recompute_rollup(session, course_id, student_id, standard,
                      settings_for(policy_for(session, course_id), levels, standard))
-    scores_changed(session, course_id, [student_id])
+    if queue_scores:
+        scores_changed(session, course_id, [student_id])
     return row
 
 
@@ -428,4 +444,5 @@ def save_scale(session: Session, course_id: int, levels: list[dict]) -> None:
                                label=level["label"].strip(), colour=level["colour"].lower(),
                                pattern=level["pattern"]))
     session.flush()
+    transaction_memo(session).pop(("scale", course_id), None)   # the old levels
     recompute_course(session, course_id)

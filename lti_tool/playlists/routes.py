@@ -524,8 +524,10 @@ def set_target(current, playlist_id: int):
 def my_item(current, playlist_id: int, item_id: int):
     db = get_db()
     playlist = _student_playlist_or_404(current, playlist_id)
+    # The context first: it loads every item, so the item's lookup is free.
+    ctx = service.playlist_context(db, current.course.id, playlist)
     item = _item_or_404(db, playlist, item_id)
-    return _item_page(current, playlist, item)
+    return _item_page(current, playlist, item, ctx=ctx)
 
 
 def _item_page(current, playlist, item, *, error: str | None = None, outcome=None,
@@ -571,8 +573,8 @@ def _item_page(current, playlist, item, *, error: str | None = None, outcome=Non
 def my_progress(current, playlist_id: int, item_id: int):
     db = get_db()
     playlist = _student_playlist_or_404(current, playlist_id)
-    item = _item_or_404(db, playlist, item_id)
     ctx = service.playlist_context(db, current.course.id, playlist)
+    item = _item_or_404(db, playlist, item_id)
     try:
         service.set_progress(db, current.course.id, ctx, current.user.id, item,
                              request.form.get("status", ""))
@@ -593,20 +595,23 @@ def my_progress(current, playlist_id: int, item_id: int):
 def quick_check(current, playlist_id: int, item_id: int):
     db = get_db()
     playlist = _student_playlist_or_404(current, playlist_id)
-    item = _item_or_404(db, playlist, item_id)
     ctx = service.playlist_context(db, current.course.id, playlist)
+    item = _item_or_404(db, playlist, item_id)
     answers = {int(k[2:]): v for k, v in request.form.items()
                if k.startswith("q-") and k[2:].isdigit() and v.strip()}
     try:
         outcome = service.take_quick_check(db, current.course.id, ctx, current.user.id, item,
                                            answers)
-        db.commit()
     except (PlaylistError, grading.GradingError) as exc:
         db.rollback()
         if exc.status == 404:
             abort(404)
         return _item_page(current, playlist, item, error=str(exc), status=exc.status, ctx=ctx)
-    return _item_page(current, playlist, item, outcome=outcome, ctx=ctx)
+    # The page is drawn from this transaction's own writes, then committed:
+    # one transaction, and no page that claims what a failed commit lost.
+    page = _item_page(current, playlist, item, outcome=outcome, ctx=ctx)
+    db.commit()
+    return page
 
 
 def student_playlists_summary(db, course_id: int, student_id: int) -> list[tuple]:

@@ -189,8 +189,13 @@ def visible_playlists(session: Session, course_id: int, student_id: int) -> list
 
 def student_playlist(session: Session, course_id: int, student_id: int, playlist_id: int
                      ) -> Playlist:
+    """A playlist this student may open: published, or assigned to them (the
+    rule of visible_playlists, for one playlist)."""
     playlist = course_playlist(session, course_id, playlist_id)
-    if not any(p.id == playlist.id for p in visible_playlists(session, course_id, student_id)):
+    if not playlist.published and session.scalar(select(Assignment.id).where(
+            Assignment.course_id == course_id, Assignment.student_id == student_id,
+            Assignment.playlist_id == playlist.id, Assignment.completed_at.is_(None))
+            .limit(1)) is None:
         raise PlaylistError("That playlist is not open to you yet.", 404)
     return playlist
 
@@ -565,7 +570,7 @@ def take_quick_check(session: Session, course_id: int, ctx: PlaylistContext, stu
         session, course_id=course_id, student_id=student_id, standard_id=standard_id,
         score=score, assessed_at=utcnow(), source="quick check", recorded_by=student_id,
         item_ref=f"Quick check: {item.title}"[:200],
-        note=f"{result.correct} of {result.total} correct")
+        note=f"{result.correct} of {result.total} correct", queue_scores=False)
     attempt = QuickCheckAttempt(course_id=course_id, item_id=item.id, student_id=student_id,
                                 answers=[answers.get(i) for i in range(result.total)],
                                 correct=result.correct, total=result.total, score=score,
@@ -607,7 +612,8 @@ def assess_checkpoint(session: Session, course_id: int, ctx: PlaylistContext,
             grading.record_evidence(
                 session, course_id=course_id, student_id=student_id, standard_id=standard_id,
                 score=raw, assessed_at=assessed_at, source="checkpoint",
-                recorded_by=recorded_by, item_ref=f"Checkpoint: {item.title}"[:200], note=note)
+                recorded_by=recorded_by, item_ref=f"Checkpoint: {item.title}"[:200], note=note,
+                queue_scores=False)
             count += 1
         if per_standard:
             _store_progress(session, course_id, ctx.playlist.id, item.id, student_id, "done")

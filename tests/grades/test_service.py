@@ -124,3 +124,65 @@ def test_default_scale_and_policy(course):
         assert service.policy_for(s, course.course_id).mastery_points == 3.0
         assert [u.name for u in service.students_of(s, course.course_id)] == [
             "Mary Jackson", "Ada Lovelace", "Alan Turing"]
+
+
+def _counting(session):
+    """SELECTs on the policy and scale tables issued through this session."""
+    seen: list[str] = []
+
+    def hook(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and (
+                "grading_policy" in statement or "scale_level" in statement):
+            seen.append(statement)
+
+    sa.event.listen(session.get_bind(), "before_cursor_execute", hook)
+    return seen, lambda: sa.event.remove(session.get_bind(), "before_cursor_execute", hook)
+
+
+def test_policy_and_scale_are_read_once_per_transaction_and_afresh_after(course):
+    with session_scope(course.database_url) as s:
+        service.policy_for(s, course.course_id)   # defaults exist before counting
+        s.commit()
+        seen, stop = _counting(s)
+        try:
+            for _ in range(3):
+                service.policy_for(s, course.course_id)
+                service.scale_for(s, course.course_id)
+                _record_in(s, course)   # flushes in between do not forget
+            assert len(seen) == 2
+            s.commit()   # a new transaction reads again: another process may have changed them
+            service.scale_for(s, course.course_id)
+            assert len(seen) == 4
+        finally:
+            stop()
+
+
+def _record_in(s, course):
+    standard_id = s.scalar(sa.select(Standard.id).where(
+        Standard.course_id == course.course_id)) or _new_standard(s, course)
+    service.record_evidence(s, course_id=course.course_id, student_id=course.student_ids[0],
+                            standard_id=standard_id, score=3, assessed_at=T0,
+                            source="checkpoint", recorded_by=course.teacher_id)
+
+
+def _new_standard(s, course) -> int:
+    row = Standard(course_id=course.course_id, code="M.1", title="Memo")
+    s.add(row)
+    s.flush()
+    return row.id
+
+
+def test_a_new_scale_is_used_in_the_same_transaction(course):
+    standard_id = _standard(course)
+    _record(course, standard_id, 3, 0)
+    levels = [{"points": p, "label": label, "colour": "#112233", "pattern": "solid"}
+              for p, label in ((4, "Exceeds"), (3, "Meets"), (2, "Nearly"), (1, "Starting"),
+                               (0.5, "Not yet"))]
+    with session_scope(course.database_url) as s:
+        assert len(service.scale_for(s, course.course_id)) != len(levels)
+        service.save_scale(s, course.course_id, levels)
+        assert [lvl.label for lvl in service.scale_for(s, course.course_id)] == \
+            ["Exceeds", "Meets", "Nearly", "Starting", "Not yet"]
+    with session_scope(course.database_url) as s:
+        assert [lvl.points for lvl in service.scale_for(s, course.course_id)] == \
+            [4, 3, 2, 1, 0.5]

@@ -416,3 +416,29 @@ def test_students_cannot_reach_teacher_pages_or_other_courses(school, canvas):
                          data={"t": s["ada"], "target_date": "2099-01-01"})
     assert r.status_code == 403
     assert _snapshot(s["url"]) == before
+
+
+def test_a_quick_check_and_the_path_page_stay_within_their_statement_budget(school):
+    """The load benchmark's hottest requests (issue 7): every statement costs
+    a worker CPU and a database round trip. A policy or playlist read twice
+    in one request shows up here first."""
+    s = school
+    ids = _build(s)
+    pid = ids["pid"]
+    _post(s, f"/course/playlists/{pid}/publish", published="1")
+    url = f"/my/playlists/{pid}/items/{ids['quick']}/check"
+    engine = get_engine(s["url"])
+    seen: list[str] = []
+
+    def hook(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    for request, budget in ((lambda: _post(s, url, "alan", **{"q-0": "9", "q-1": "3/4"}), 23),
+                            (lambda: _get(s, f"/my/playlists/{pid}", "alan"), 13)):
+        seen.clear()
+        sa.event.listen(engine, "before_cursor_execute", hook)
+        try:
+            assert request().status_code == 200
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", hook)
+        assert len(seen) <= budget, "\n".join(" ".join(q.split())[:100] for q in seen)
