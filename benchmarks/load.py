@@ -79,7 +79,7 @@ TARGET_P95_MS = 250.0
 TIMEOUT = 30.0   # a request slower than this is an error
 IDLE_CLOSE = 1.5   # seconds: below gunicorn's keep-alive (2 s), see TimedSession
 # The access log names the worker, the request and its server time (microseconds).
-GUNICORN_CMD_ARGS = ("--no-control-socket --access-logformat "
+GUNICORN_CMD_ARGS = ("--no-control-socket --access-logfile - --access-logformat "
                      + shlex.quote("pid=%(p)s %(m)s %(U)s %(s)s %(D)s"))
 ACCESS_LINE = re.compile(r"^pid=<?(\d+)>? (\w+) (\S+) (\d{3}) (\d+)$")
 

@@ -82,7 +82,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
             # Longer than a reverse proxy's idle timeout, so the proxy never
             # reuses a connection gunicorn is closing (intermittent 502s).
             "--keep-alive", os.environ.get("LTI_TOOL_KEEP_ALIVE", "75"),
-            "--bind", f"{host}:{port}", "--access-logfile", "-",
+            # No gunicorn access log: the tool writes one JSON line per request
+            # (with its request id); GUNICORN_CMD_ARGS can still turn it on.
+            "--bind", f"{host}:{port}",
             # One control socket per user by default: several `serve` processes
             # on one machine would fight over it.
             "--no-control-socket",

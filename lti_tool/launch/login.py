@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from lti_tool.config import Settings
-from lti_tool.launch.errors import bad_request
+from lti_tool.launch.errors import bad_request, forbidden
 from lti_tool.launch.models import LoginState, Platform, UsedNonce
 from lti_tool.launch.registrations import find_platforms
 from lti_tool.launch.urls import on_tool
@@ -62,6 +62,12 @@ def _resolve_platform(session: Session, iss: str, client_id: str) -> Platform:
     candidates = find_platforms(session, iss, client_id or None)
     if len(candidates) == 1:
         return candidates[0]
+    if not candidates and find_platforms(session, iss, client_id or None, active=False):
+        # Known but switched off: say so, rather than "unknown" (which sends
+        # an administrator off to register it a second time).
+        raise forbidden(
+            "PLATFORM_DISABLED", "This LMS registration has been disabled in Pathwise.",
+            "A Pathwise administrator can enable it again under /admin/registrations.")
     if client_id and not candidates:
         if find_platforms(session, iss, None):
             raise bad_request(

@@ -100,9 +100,11 @@ def list_platforms(session: Session) -> list[Platform]:
     ))
 
 
-def find_platforms(session: Session, issuer: str, client_id: str | None) -> list[Platform]:
-    """Active registrations for an issuer (narrowed by client_id when given)."""
-    query = select(Platform).where(Platform.issuer == issuer, Platform.active.is_(True))
+def find_platforms(session: Session, issuer: str, client_id: str | None, *,
+                   active: bool = True) -> list[Platform]:
+    """Registrations for an issuer (narrowed by client_id when given): the
+    active ones, or with active=False the disabled ones."""
+    query = select(Platform).where(Platform.issuer == issuer, Platform.active.is_(active))
     if client_id:
         query = query.where(Platform.client_id == client_id)
     return list(session.scalars(query))

@@ -59,7 +59,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 EXTRA_STUDENTS = 8          # per LMS, besides the six seeded ones
 CONCURRENCY = 8             # browsers at once
 DRAIN_TIMEOUT = 60.0        # seconds for the workers to deliver every score
-GUNICORN_CMD_ARGS = "--no-control-socket --access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"
+GUNICORN_CMD_ARGS = ("--no-control-socket --access-logfile - "
+                     "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'")
 STANDARDS_CSV = ("code,title,description,group\n"
                  "F.1,Equivalent fractions,Recognise equivalent fractions,Fractions\n"
                  "F.2,Compare fractions,Compare fractions with unlike denominators,Fractions\n")

@@ -31,7 +31,8 @@ PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 # gunicorn reads extra options from this variable: the access log names the
 # worker pid (so a test can tell which worker answered), and no control socket
 # in ~/.gunicorn, which another gunicorn on this machine may be using.
-GUNICORN_CMD_ARGS = "--no-control-socket --access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'"
+GUNICORN_CMD_ARGS = ("--no-control-socket --access-logfile - "
+                     "--access-logformat 'pid=%(p)s \"%(r)s\" %(s)s'")
 
 
 @dataclass

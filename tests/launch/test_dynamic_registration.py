@@ -713,7 +713,9 @@ def test_disable_refuses_launches_and_enable_restores_them(client, canvas, datab
     refused = post_launch(client, token, in_flight.state)
     assert refused.status_code == 403 and error_code(refused) == "PLATFORM_DISABLED"
     new_login = client.post("/lti/login", data=canvas.login_params())
-    assert new_login.status_code == 400
+    # Known but disabled, not "unknown issuer": the administrator is told what to do.
+    assert new_login.status_code == 403 and error_code(new_login) == "PLATFORM_DISABLED"
+    assert "/admin/registrations" in _text(new_login)
     listed = _text(client.get("/admin/registrations", headers=BEARER))
     assert "Disabled" in listed and "Enable" in listed
 
