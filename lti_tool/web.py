@@ -34,11 +34,12 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, request
+from flask import Flask, abort, current_app, g, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_tool.db import session_factory
+from lti_tool.errors import UserError
 from lti_tool.launch.models import Platform
 from lti_tool.launch.urls import origin_of
 
@@ -60,6 +61,21 @@ def close_db(_exc=None) -> None:
     if db is not None:
         db.rollback()
         db.close()
+
+
+def refuse(exc: UserError, template: str | None = None, *,
+           title: str = "That did not work", **context):
+    """A route's answer to a refused change: nothing of it is kept, 404 is
+    plain "not found" (no hint that the id exists elsewhere), and the page
+    says what to fix: `template` with `error` and `context`, else the error
+    page."""
+    get_db().rollback()
+    if exc.status == 404:
+        abort(404)
+    if template:
+        return render_template(template, error=str(exc), **context), exc.status
+    return render_template("error.html", status=exc.status, title=title,
+                           text=str(exc)), exc.status
 
 
 def csp_nonce() -> str:

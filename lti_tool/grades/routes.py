@@ -29,7 +29,7 @@ from lti_tool.grades.models import (
     Standard,
 )
 from lti_tool.timeutil import utcnow
-from lti_tool.web import get_db
+from lti_tool.web import get_db, refuse
 
 bp = Blueprint("grades", __name__)
 
@@ -52,14 +52,6 @@ def text_on(colour: str) -> str:
 def _chart_levels(levels) -> list[charts.Level]:
     return [charts.Level(points=lvl.points, label=lvl.label, colour=lvl.colour,
                          pattern=lvl.pattern) for lvl in levels]
-
-
-def _fail(exc: service.GradingError):
-    get_db().rollback()
-    if exc.status == 404:
-        abort(404)
-    return render_template("error.html", status=exc.status, title="That did not work",
-                           text=str(exc)), exc.status
 
 
 def _standard_or_404(db, course_id: int, standard_id: int) -> Standard:
@@ -160,7 +152,7 @@ def standards(current):
             db.rollback()
             error = exc.errors
         except service.GradingError as exc:
-            return _fail(exc)
+            return refuse(exc)
     editing = None
     if request.args.get("edit", "").isdigit():
         editing = _standard_or_404(db, course_id, int(request.args["edit"]))
@@ -262,7 +254,7 @@ def standard_method(current, standard_id: int):
     standard = _standard_or_404(db, current.course.id, standard_id)
     method = request.form.get("method") or None
     if method is not None and method not in {m.value for m in mastery.Method}:
-        return _fail(service.GradingError(f"Unknown calculation method {method[:30]!r}."))
+        return refuse(service.GradingError(f"Unknown calculation method {method[:30]!r}."))
     standard.method = method
     service.recompute_course(db, current.course.id)
     db.commit()
@@ -320,7 +312,7 @@ def class_evidence(current, standard_id: int):
         try:
             when = service.parse_when(request.form.get("assessed_at"))
         except service.GradingError as exc:
-            return _fail(exc)
+            return refuse(exc)
         source = request.form.get("source", "checkpoint")
         for student in students:
             raw = (request.form.get(f"score-{student.id}") or "").strip()
@@ -348,7 +340,7 @@ def class_evidence(current, standard_id: int):
                 db.commit()
                 saved = len(changed)
             except service.GradingError as exc:
-                return _fail(exc)
+                return refuse(exc)
     rollups = {r.student_id: r for r in db.scalars(select(Rollup).where(
         Rollup.standard_id == standard.id))}
     status = 400 if errors else 200
@@ -548,7 +540,7 @@ def reassessments(current):
         if row is None or row.course_id != course_id:
             abort(404)
         if decision not in ("accepted", "declined"):
-            return _fail(service.GradingError("Choose accept or decline."))
+            return refuse(service.GradingError("Choose accept or decline."))
         row.status, row.decided_by, row.decided_at = decision, current.user.id, utcnow()
         row.decision_note = (request.form.get("note") or "")[:2000]
         db.commit()

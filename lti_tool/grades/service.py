@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Enrollment, User
 from lti_tool.db import insert_ignore, transaction_memo, upsert
+from lti_tool.errors import UserError
 from lti_tool.grades import charts, mastery
 from lti_tool.grades.models import (
     EVIDENCE_SOURCES,
@@ -35,13 +36,9 @@ DEFAULT_SCALE = tuple((lvl.points, lvl.label, lvl.colour, lvl.pattern)
                       for lvl in charts.DEFAULT_LEVELS)
 
 
-class GradingError(ValueError):
-    """Bad grading input; the message says what to fix. `status` is the HTTP
-    answer a route should give (404 for things outside the course)."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class GradingError(UserError):
+    """Bad grading input; the message says what to fix (404 for things
+    outside the course)."""
 
 
 @dataclass(frozen=True)

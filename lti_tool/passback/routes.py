@@ -15,19 +15,9 @@ from lti_tool.passback.models import RULES, CourseServices, LineItem
 from lti_tool.passback.service import PassbackError
 from lti_tool.playlists import service as playlists
 from lti_tool.playlists.models import Playlist
-from lti_tool.web import get_db
+from lti_tool.web import get_db, refuse
 
 bp = Blueprint("passback", __name__)
-
-
-def _fail(exc: PassbackError, template: str | None = None, **context):
-    get_db().rollback()
-    if exc.status == 404:
-        abort(404)
-    if template:
-        return render_template(template, error=str(exc), **context), exc.status
-    return render_template("error.html", status=exc.status, title="That did not work",
-                           text=str(exc)), exc.status
 
 
 @bp.route("/course/link/bind", methods=["POST"])
@@ -38,21 +28,21 @@ def bind(current):
     link_pk = current.row.resource_link_pk
     raw = request.form.get("playlist_id", "")
     if link_pk is None:
-        return _fail(PassbackError("Open Pathwise from an activity in the LMS to choose what "
+        return refuse(PassbackError("Open Pathwise from an activity in the LMS to choose what "
                                    "it shows."))
     existing = service.placement_for_link(db, link_pk)
     if existing is not None:
         return redirect(url_for("passback.placement", placement_id=existing.id,
                                 t=current.token), code=303)
     if not raw.isdigit():
-        return _fail(PassbackError("Choose the playlist this activity shows."))
+        return refuse(PassbackError("Choose the playlist this activity shows."))
     try:
         placement = service.bind(db, current.course.id, link_pk, int(raw))
         playlist = db.get(Playlist, placement.playlist_id)
         playlist.published = True  # placing a playlist in the LMS shares it with students
         db.commit()
     except (PassbackError, playlists.PlaylistError) as exc:
-        return _fail(PassbackError(str(exc), exc.status))
+        return refuse(PassbackError(str(exc), exc.status))
     return redirect(url_for("passback.placement", placement_id=placement.id,
                             t=current.token), code=303)
 
@@ -137,7 +127,7 @@ def sync(current, placement_id: int):
     except PassbackError:
         abort(404)
     if not row.passback_enabled:
-        return _fail(PassbackError("Turn on sending scores first."))
+        return refuse(PassbackError("Turn on sending scores first."))
     count = service.sync_now(db, row)
     db.commit()
     return redirect(url_for("passback.placement", placement_id=row.id, t=current.token,

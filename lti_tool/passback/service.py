@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
 from lti_tool.db import insert_ignore
+from lti_tool.errors import UserError
 from lti_tool.grades import service as grading
 from lti_tool.grades.models import Rollup, Standard
 from lti_tool.launch.models import Deployment, Platform
@@ -46,10 +47,8 @@ SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 ROSTER_INTERVAL = timedelta(minutes=5)
 
 
-class PassbackError(ValueError):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class PassbackError(UserError):
+    """A placement or passback setting a teacher can fix."""
 
 
 def allowed_origins(services: CourseServices | None, platform: Platform) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Enrollment, User
 from lti_tool.db import upsert
+from lti_tool.errors import UserError
 from lti_tool.grades import service as grades
 from lti_tool.grades.models import Standard
 from lti_tool.playlists.models import (
@@ -51,15 +52,14 @@ PROFILE_FIELDS: tuple[tuple[str, str], ...] = (
 REFLECTION_ITEM_KINDS = frozenset({"checkpoint", "quick_check"})
 
 
-class AgencyError(ValueError):
+class AgencyError(UserError):
     """Bad input, or an id that is not the caller's. `status` is the HTTP
     answer: 400 bad input, 403 not yours, 404 not in this course. `errors`
     maps form fields to their message, so a page can show it by the field."""
 
     def __init__(self, message: str, status: int = 400, *,
                  errors: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
         self.errors: dict[str, str] = dict(errors or {})
 
 

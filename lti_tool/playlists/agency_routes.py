@@ -10,7 +10,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from lti_tool.courses.routes import require_session
 from lti_tool.grades import service as grades
 from lti_tool.playlists import agency
-from lti_tool.web import get_db
+from lti_tool.web import get_db, refuse
 
 bp = Blueprint("agency", __name__)
 
@@ -28,14 +28,6 @@ DONE = {
 
 def _refuse(status: int, title: str, text: str):
     return render_template("error.html", status=status, title=title, text=text), status
-
-
-def _not_allowed(exc: agency.AgencyError):
-    """403 and 404 from the service: nothing was written, nothing leaked."""
-    get_db().rollback()
-    if exc.status == 404:
-        abort(404)
-    return _refuse(exc.status, "Not allowed", str(exc))
 
 
 def _students_only(current):
@@ -78,7 +70,7 @@ def my_goals(current):
             db.commit()
         except agency.AgencyError as exc:
             if exc.status != 400:
-                return _not_allowed(exc)
+                return refuse(exc, title="Not allowed")
             db.rollback()
             return _goals_page(current, error=exc, form=request.form)
         return redirect(url_for("agency.my_goals", t=current.token, done="goal"), code=303)
@@ -113,7 +105,7 @@ def goal_met(current, goal_id: int):
         db.commit()
     except agency.AgencyError as exc:
         if exc.status != 400:
-            return _not_allowed(exc)
+            return refuse(exc, title="Not allowed")
         db.rollback()
         return _goals_page(current, error=exc)
     return redirect(url_for("agency.my_goals", t=current.token,
@@ -138,7 +130,7 @@ def my_reflections(current):
             db.commit()
         except agency.AgencyError as exc:
             if exc.status != 400:
-                return _not_allowed(exc)
+                return refuse(exc, title="Not allowed")
             db.rollback()
             return _reflections_page(current, error=exc, item_id=_digits("item_id"),
                                      draft=request.form.get("text") or "")
@@ -199,13 +191,13 @@ def my_profile(current):
                             code=303)
         except agency.AgencyError as exc:
             if exc.status != 400:
-                return _not_allowed(exc)
+                return refuse(exc, title="Not allowed")
             db.rollback()
             error = exc
     try:
         profile = agency.profile_for(db, course_id, current.user.id)
     except agency.AgencyError as exc:
-        return _not_allowed(exc)
+        return refuse(exc, title="Not allowed")
     values = request.form if error else {name: getattr(profile, name)
                                          for name, _ in agency.PROFILE_FIELDS}
     return render_template(
@@ -236,7 +228,7 @@ def course_goals(current):
                                     _anchor=f"goal-{goal_id}"), code=303)
         except agency.AgencyError as exc:
             if exc.status != 400:
-                return _not_allowed(exc)
+                return refuse(exc, title="Not allowed")
             db.rollback()
             error = exc
     return render_template(
@@ -270,7 +262,7 @@ def course_reflections(current):
                                     done="requested"), code=303)
         except agency.AgencyError as exc:
             if exc.status != 400:
-                return _not_allowed(exc)
+                return refuse(exc, title="Not allowed")
             db.rollback()
             error = exc
     return render_template(
@@ -293,7 +285,7 @@ def student_profile(current, student_id: int):
         student = agency.course_student(db, course_id, student_id)
         profile = agency.profile_for(db, course_id, student_id)
     except agency.AgencyError as exc:
-        return _not_allowed(exc)
+        return refuse(exc, title="Not allowed")
     return render_template(
         "playlists/agency/student_profile.html", current=current, student=student,
         profile=profile, fields=agency.PROFILE_FIELDS,

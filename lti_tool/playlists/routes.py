@@ -29,7 +29,7 @@ from lti_tool.playlists.agency import goals_for, open_reflection_requests
 from lti_tool.playlists.models import ItemProgress, QuickCheckAttempt
 from lti_tool.playlists.service import PlaylistError
 from lti_tool.timeutil import utcnow
-from lti_tool.web import get_db
+from lti_tool.web import get_db, refuse
 
 bp = Blueprint("playlists", __name__)
 
@@ -52,17 +52,6 @@ def kind_label(kind) -> str:
 @bp.app_template_global()
 def tag_label(tag) -> str:
     return service.TAG_LABELS.get(getattr(tag, "value", tag), str(tag))
-
-
-def _fail(exc: PlaylistError | grading.GradingError, template: str | None = None, **context):
-    """Nothing of a refused change is kept; the page says what to fix."""
-    get_db().rollback()
-    if exc.status == 404:
-        abort(404)
-    if template:
-        return render_template(template, error=str(exc), **context), exc.status
-    return render_template("error.html", status=exc.status, title="That did not work",
-                           text=str(exc)), exc.status
 
 
 def _playlist_or_404(db, course_id: int, playlist_id: int):
@@ -101,7 +90,7 @@ def course_playlists(current):
                 standard_ids=request.form.getlist("standards"), created_by=current.user.id)
             db.commit()
         except PlaylistError as exc:
-            return _fail(exc, "playlists/list.html", **_list_context(current))
+            return refuse(exc, "playlists/list.html", **_list_context(current))
         return _back("playlists.edit_playlist", current, playlist_id=playlist.id)
     return render_template("playlists/list.html", **_list_context(current))
 
@@ -149,7 +138,7 @@ def import_playlist(current):
         return render_template("playlists/list.html", import_errors=exc.errors,
                                **_list_context(current)), 400
     except PlaylistError as exc:
-        return _fail(exc, "playlists/list.html", **_list_context(current))
+        return refuse(exc, "playlists/list.html", **_list_context(current))
     return _back("playlists.edit_playlist", current, playlist_id=playlist.id)
 
 
@@ -183,7 +172,7 @@ def edit_playlist(current, playlist_id: int):
             db.commit()
             message = "Saved."
         except PlaylistError as exc:
-            return _fail(exc, "playlists/edit.html", **_editor_context(current, playlist))
+            return refuse(exc, "playlists/edit.html", **_editor_context(current, playlist))
     return render_template("playlists/edit.html", message=message,
                            **_editor_context(current, playlist))
 
@@ -197,7 +186,7 @@ def publish(current, playlist_id: int):
         service.set_published(db, playlist, request.form.get("published") == "1")
         db.commit()
     except PlaylistError as exc:
-        return _fail(exc, "playlists/edit.html", **_editor_context(current, playlist))
+        return refuse(exc, "playlists/edit.html", **_editor_context(current, playlist))
     return _back("playlists.edit_playlist", current, playlist_id=playlist.id)
 
 
@@ -210,13 +199,13 @@ def copy(current, playlist_id: int):
     target = request.form.get("course_id") or str(current.course.id)
     allowed = {current.course.id} | {c.id for c in _other_courses(current)}
     if not target.isdigit() or int(target) not in allowed:
-        return _fail(PlaylistError("Choose one of your own courses to copy to."))
+        return refuse(PlaylistError("Choose one of your own courses to copy to."))
     try:
         copied = service.copy_playlist(db, current.course.id, playlist, int(target),
                                        current.user.id)
         db.commit()
     except PlaylistError as exc:
-        return _fail(exc)
+        return refuse(exc)
     if copied.course_id == current.course.id:
         return _back("playlists.edit_playlist", current, playlist_id=copied.id)
     return _back("playlists.course_playlists", current, copied=copied.title)
@@ -269,7 +258,7 @@ def edit_item(current, playlist_id: int, item_id: int | None = None):
                                       embed_check=_embed_check)
             db.commit()
         except PlaylistError as exc:
-            return _fail(exc, "playlists/item_form.html", **context)
+            return refuse(exc, "playlists/item_form.html", **context)
         return redirect(url_for("playlists.edit_playlist", playlist_id=playlist.id,
                                 t=current.token, _anchor=f"item-{saved.id}"), code=303)
     return render_template("playlists/item_form.html", **context)
@@ -293,7 +282,7 @@ def move_item(current, playlist_id: int, item_id: int):
         service.move_item(db, playlist, item, request.form.get("direction", ""))
         db.commit()
     except PlaylistError as exc:
-        return _fail(exc)
+        return refuse(exc)
     # Back to the moved item with focus on the same button (autofocus.js), for
     # keyboard users; no #anchor: scrolling to it would clear that focus.
     return redirect(url_for("playlists.edit_playlist", playlist_id=playlist.id,
@@ -342,7 +331,7 @@ def assess(current, playlist_id: int, item_id: int):
                                               note=request.form.get("note") or "")
             db.commit()
         except (PlaylistError, grading.GradingError) as exc:
-            return _fail(exc, "playlists/assess.html", **_assess_context(
+            return refuse(exc, "playlists/assess.html", **_assess_context(
                 current, playlist, item, students, standards))
     return render_template("playlists/assess.html", saved=saved, **_assess_context(
         current, playlist, item, students, standards))
@@ -425,7 +414,7 @@ def assign(current, standard_id: int):
                                note=request.form.get("note", ""), created_by=current.user.id)
         db.commit()
     except PlaylistError as exc:
-        return _fail(exc)
+        return refuse(exc)
     return redirect(url_for("grades.regroup", standard_id=standard_id, t=current.token,
                             assigned=count), code=303)
 
@@ -438,7 +427,7 @@ def cancel_assignment(current, assignment_id: int):
         service.cancel_assignment(db, current.course.id, assignment_id)
         db.commit()
     except PlaylistError as exc:
-        return _fail(exc)
+        return refuse(exc)
     standard = request.form.get("standard_id", "")
     if standard.isdigit():
         return _back("grades.regroup", current, standard_id=int(standard))
@@ -513,7 +502,7 @@ def set_target(current, playlist_id: int):
                            request.form.get("target_date", ""), _today())
         db.commit()
     except PlaylistError as exc:
-        return _fail(exc, "playlists/path.html",
+        return refuse(exc, "playlists/path.html",
                      **_path_context(current, playlist, current.user.id))
     return redirect(url_for("playlists.my_playlist", playlist_id=playlist.id, t=current.token,
                             _anchor="pace"), code=303)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lti_tool.db import upsert
+from lti_tool.errors import UserError
 from lti_tool.grades import service as grading
 from lti_tool.grades.models import Evidence, Rollup, Standard
 from lti_tool.playlists import content, path, quick_check, transfer
@@ -41,13 +42,9 @@ TAG_LABELS = {"must_do": "Must do", "may_do": "May do", "challenge": "Challenge"
 MAX_ITEMS = 200
 
 
-class PlaylistError(ValueError):
-    """Bad input; the message says what to fix. `status` is the HTTP answer
-    (404 for anything outside the course, 409 for a locked item)."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class PlaylistError(UserError):
+    """Bad input; the message says what to fix (404 for anything outside the
+    course, 409 for a locked item)."""
 
 
 # -- reading -------------------------------------------------------------------
