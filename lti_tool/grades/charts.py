@@ -217,13 +217,18 @@ def text_width(text: str, size: float = FONT_SIZE, bold: bool = False) -> float:
     return ems * size * (1.08 if bold else 1.0)
 
 
-def _fit(text: str, width: float, bold: bool = False) -> str:
+def fit(text: str, width: float, bold: bool = False) -> str:
     """``text`` (already cleaned), cut with an ellipsis to fit ``width``."""
     if text_width(text, bold=bold) <= width:
         return text
-    while text and text_width(text + "…", bold=bold) > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
+    room = width - text_width("…", bold=bold)
+    scale = FONT_SIZE * (1.08 if bold else 1.0)
+    used = 0.0
+    for end, char in enumerate(text):
+        used += char_width(char) * scale
+        if used > room:
+            return text[:end].rstrip() + "…"
+    return text  # not reached: the whole text did not fit
 
 
 def _text(x: float, y: float, text: str, *, anchor: str = "start", fill: str = _INK,
@@ -254,7 +259,7 @@ def _ink_on(colour: str) -> str:
     return _WHITE if contrast_ratio(_WHITE, colour) >= contrast_ratio(_INK, colour) else _INK
 
 
-def _pattern_def(pattern_id: str, colour: str, pattern: str) -> str:
+def pattern_def(pattern_id: str, colour: str, pattern: str) -> str:
     """An 8x8 tile: the level colour with white marks, so colour and pattern both show."""
     marks = {
         "solid": "",
@@ -311,7 +316,7 @@ def _message_svg(kind: str, message: str, title: str, desc: str, id_prefix: str)
 
 def _fit_with(label: str, suffix: str, width: float) -> str:
     """``label`` cut to fit ``width`` together with ``suffix``, which is always kept."""
-    return _fit(label, width - text_width(suffix)) + suffix if label else suffix.lstrip()
+    return fit(label, width - text_width(suffix)) + suffix if label else suffix.lstrip()
 
 
 def _legend(entries: Sequence[tuple[str, str, str]], top: float) -> tuple[list[str], float]:
@@ -435,7 +440,7 @@ def timeline_svg(
     mastery_text_w = text_width(mastery_text, bold=True)
 
     body: list[str] = ["<defs>"]
-    body += [_pattern_def(f"{id_prefix}-lvl{i}", lv.colour, lv.pattern) for i, lv in shown]
+    body += [pattern_def(f"{id_prefix}-lvl{i}", lv.colour, lv.pattern) for i, lv in shown]
     body.append("</defs>")
 
     # Gridlines: one per level, plus the scale's ends when no level sits there.
@@ -641,7 +646,7 @@ def distribution_svg(
         return _message_svg("distribution", "No data yet", title, desc, id_prefix)
 
     body: list[str] = ["<defs>"]
-    body += [_pattern_def(f"{id_prefix}-seg{i}", lv.colour, lv.pattern)
+    body += [pattern_def(f"{id_prefix}-seg{i}", lv.colour, lv.pattern)
              for i, (lv, _) in enumerate(counts)]
     body.append(_no_evidence_pattern_def(f"{id_prefix}-none"))
     body.append("</defs>")

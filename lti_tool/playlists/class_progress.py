@@ -62,10 +62,11 @@ from types import MappingProxyType
 from lti_tool.grades.charts import (
     FONT_SIZE,
     ID_PATTERN,
-    char_width,
     clean_text,
     coord,
     esc,
+    fit,
+    pattern_def,
     text_width,
 )
 from lti_tool.playlists.path import (
@@ -426,37 +427,11 @@ _FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'
 _FALLBACK_TITLE = "Class progress by item"
 
 
-def _fit(text: str, width: float) -> str:
-    """``text`` (cleaned) cut with an ellipsis to fit ``width``."""
-    if text_width(text) <= width:
-        return text
-    room = width - text_width("…")
-    used = 0.0
-    for end, char in enumerate(text):
-        used += char_width(char) * FONT_SIZE
-        if used > room:
-            return text[:end].rstrip() + "…"
-    return text  # not reached: the whole text did not fit
-
-
 def _pct(count: int, total: int) -> str:
     if count == 0 or total == 0:
         return "0%"
     percent = int(100 * count / total + 0.5)
     return "under 1%" if percent == 0 else f"{percent}%"
-
-
-_MARKS = {
-    "solid": "",
-    "stripes": '<path d="M-2,2 L2,-2 M0,8 L8,0 M6,10 L10,6" stroke="#ffffff" '
-               'stroke-opacity="0.6" stroke-width="2"/>',
-    "dots": '<circle cx="2" cy="2" r="1.4" fill="#ffffff" fill-opacity="0.75"/>'
-            '<circle cx="6" cy="6" r="1.4" fill="#ffffff" fill-opacity="0.75"/>',
-    "crosshatch": '<path d="M-2,2 L2,-2 M0,8 L8,0 M6,10 L10,6 M-2,6 L2,10 M0,0 L8,8 '
-                  'M6,-2 L10,2" stroke="#ffffff" stroke-opacity="0.6" stroke-width="1.4"/>',
-    "grid": '<path d="M0,1 H8 M1,0 V8" stroke="#ffffff" stroke-opacity="0.6" '
-            'stroke-width="1.5"/>',
-}
 
 
 def _pattern_id(id_prefix: str, segment: Segment) -> str:
@@ -465,10 +440,7 @@ def _pattern_id(id_prefix: str, segment: Segment) -> str:
 
 def _pattern_def(id_prefix: str, segment: Segment) -> str:
     """An 8x8 tile: the state's colour with white marks, so colour and pattern both show."""
-    return (f'<pattern id="{_pattern_id(id_prefix, segment)}" data-pattern="{segment.pattern}" '
-            'patternUnits="userSpaceOnUse" width="8" height="8">'
-            f'<rect width="8" height="8" fill="{segment.colour}"/>{_MARKS[segment.pattern]}'
-            "</pattern>")
+    return pattern_def(_pattern_id(id_prefix, segment), segment.colour, segment.pattern)
 
 
 def _svg(height: float, title: str, desc: str, id_prefix: str, body: Iterable[str]) -> str:
@@ -544,7 +516,7 @@ def _bar(summary: ItemSummary, y: float, id_prefix: str) -> str:
         f'data-tag="{html.escape(Tag(summary.tag).value, quote=True)}">',
         f'<text class="item-title" x="{_PAD}" y="{coord(baseline)}" fill="{_INK}">'
         f"<title>{html.escape(full, quote=True)}</title>"
-        f"{html.escape(_fit(full, _LABEL_W - 10), quote=True)}</text>",
+        f"{html.escape(fit(full, _LABEL_W - 10), quote=True)}</text>",
     ]
     if total == 0:
         parts.append(f'<text class="in-bar-label" x="{coord(_BAR_X + 6)}" y="{coord(baseline)}" '

@@ -125,6 +125,14 @@ def _build(s) -> dict:
     return ids
 
 
+def _published_quick_check(s) -> tuple[dict, int, str]:
+    """_build's playlist, published; with the address its quick check posts to."""
+    ids = _build(s)
+    pid = ids["pid"]
+    assert _post(s, f"/course/playlists/{pid}/publish", published="1").status_code == 303
+    return ids, pid, f"/my/playlists/{pid}/items/{ids['quick']}/check"
+
+
 def _path_page(s, who, pid) -> str:
     r = _get(s, f"/my/playlists/{pid}", who)
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
@@ -182,10 +190,7 @@ def test_teacher_builds_publishes_and_students_see_different_paths(school):
 
 def test_quick_check_records_evidence_and_unlocks_the_checkpoint(school):
     s = school
-    ids = _build(s)
-    pid = ids["pid"]
-    _post(s, f"/course/playlists/{pid}/publish", published="1")
-    url = f"/my/playlists/{pid}/items/{ids['quick']}/check"
+    ids, pid, url = _published_quick_check(s)
 
     # An unanswered question: 400, the message names it, nothing written.
     before = _snapshot(s["url"])
@@ -423,10 +428,7 @@ def test_a_quick_check_and_the_path_page_stay_within_their_statement_budget(scho
     a worker CPU and a database round trip. A policy or playlist read twice
     in one request shows up here first."""
     s = school
-    ids = _build(s)
-    pid = ids["pid"]
-    _post(s, f"/course/playlists/{pid}/publish", published="1")
-    url = f"/my/playlists/{pid}/items/{ids['quick']}/check"
+    ids, pid, url = _published_quick_check(s)
     engine = get_engine(s["url"])
     seen: list[str] = []
 
