@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User
 from lti_tool.db import upsert
-from lti_tool.grades.service import ensure_defaults
+from lti_tool.grades.service import ensure_defaults, scores_changed
 from lti_tool.launch.claims import LaunchMessage
 from lti_tool.launch.models import Deployment, Platform
-from lti_tool.launch.roles import RoleDecision
+from lti_tool.launch.roles import STUDENT, RoleDecision
 from lti_tool.timeutil import utcnow
 
 
@@ -59,11 +59,22 @@ def record_launch(session: Session, platform: Platform, deployment: Deployment,
             }, ["title", "label", "context_types", "updated_at"])
         # The course's grading defaults exist before any page reads them.
         ensure_defaults(session, course_id)
-        upsert(session, Enrollment, ["user_id", "course_id"], {
-            "user_id": user_id, "course_id": course_id, "role": decision.role,
-            "lis_roles": list(message.roles), "active": True, "source": "launch",
-            "updated_at": now,
-        }, ["role", "lis_roles", "active", "updated_at"])
+        enrolled = session.execute(select(
+            Enrollment.role, Enrollment.lis_roles, Enrollment.active).where(
+            Enrollment.user_id == user_id, Enrollment.course_id == course_id)).first()
+        wanted = (decision.role, list(message.roles), True)
+        if enrolled is None or (enrolled.role, list(enrolled.lis_roles or []),
+                                enrolled.active) != wanted:
+            upsert(session, Enrollment, ["user_id", "course_id"], {
+                "user_id": user_id, "course_id": course_id, "role": decision.role,
+                "lis_roles": list(message.roles), "active": True, "source": "launch",
+                "updated_at": now,
+            }, ["role", "lis_roles", "active", "updated_at"])
+            if decision.role == STUDENT and (enrolled is None or not enrolled.active
+                                             or enrolled.role != STUDENT):
+                # A student new to the class gets the LMS score the placements'
+                # rules give them now, as the class did when sending was turned on.
+                scores_changed(session, course_id, [user_id])
 
     link_pk = None
     link = message.resource_link

@@ -20,7 +20,7 @@ from lti_tool.launch.models import Platform
 from lti_tool.launch.roles import STUDENT, decide
 from lti_tool.passback import platform_client
 from lti_tool.passback.models import CourseServices
-from lti_tool.passback.service import allowed_origins
+from lti_tool.passback.service import allowed_origins, enqueue_scores
 from lti_tool.timeutil import utcnow
 
 log = logging.getLogger("lti_tool.passback")
@@ -55,6 +55,7 @@ def sync_course(database_url: str, keys_dir, course_id: int) -> RosterResult:
 
     now = utcnow()
     seen: set[int] = set()
+    joined: list[int] = []   # students new to the class, or back in it
     students = 0
     with session_scope(database_url) as session:
         for member in members:
@@ -79,10 +80,14 @@ def sync_course(database_url: str, keys_dir, course_id: int) -> RosterResult:
                                        lis_roles=roles, active=active, source="nrps",
                                        updated_at=now))
             else:
+                if active and not existing.active and existing.role == STUDENT:
+                    joined.append(user_id)
                 # A launch's roles are as authoritative as the roster's; keep
                 # the enrolment, refresh whether the LMS still lists it.
                 existing.active = active
                 existing.updated_at = now
+            if existing is None and role == STUDENT and active:
+                joined.append(user_id)
             seen.add(user_id)
             students += role == STUDENT and active
         session.flush()
@@ -90,6 +95,9 @@ def sync_course(database_url: str, keys_dir, course_id: int) -> RosterResult:
             Enrollment.course_id == course_id, Enrollment.role == STUDENT,
             Enrollment.active.is_(True), Enrollment.user_id.not_in(seen or {0}))
             .values(active=False, updated_at=now)).rowcount or 0
+        if joined:
+            # Their LMS scores, as the class got when sending was turned on.
+            enqueue_scores(session, course_id, joined)
         services = session.get(CourseServices, course_id)
         services.roster_synced_at, services.roster_error = now, ""
         services.roster_count = students

@@ -33,6 +33,7 @@ from tests.support.lms_driver import (
     db_rows,
     deep_link,
     parse,
+    setup_course,
     teacher_picker,
     wait_for,
 )
@@ -202,6 +203,32 @@ def test_deep_link_passback_per_standard_roster(stack: Stack) -> None:
 
     # Nothing was stored twice with different payloads.
     assert_no_conflicting_scores(stack)
+
+
+def test_students_who_join_later_get_their_score(stack: Stack) -> None:
+    """Sending on (share rule): the class got its scores then. A student who
+    joins afterwards gets theirs too, whether their first launch or a roster
+    sync brings them in; one who has not started has mastered nothing yet."""
+    course = setup_course(stack)
+    by_launch, by_roster = stack.add_students(2)
+    opened = stack.browser(by_launch).open_link(stack.course_id, course.link_id)
+    assert opened.status == 200, opened.url
+    r = course.teacher.post("/course/roster/sync")
+    assert r.status_code == 303, r.text[:500]
+    newcomers = {stack.sub_of(by_launch), stack.sub_of(by_roster)}
+
+    def scored() -> dict | None:
+        results = course.results()
+        return results if newcomers <= set(results) else None
+
+    results = wait_for(scored, DELIVERY_TIMEOUT)
+    for sub in newcomers:
+        assert results[sub]["scoreGiven"] == 0.0, results[sub]
+        assert results[sub]["comment"].startswith("Mastered 0 of 2 standards"), results[sub]
+    # One row each: the launch that enrolled one is not counted again by the sync.
+    rows = db_rows(stack, "SELECT o.user_sub, COUNT(*) FROM score_outbox o WHERE "
+                   "o.placement_id = :p GROUP BY o.user_sub", p=course.placement_id)
+    assert {sub: n for sub, n in rows if sub in newcomers} == dict.fromkeys(newcomers, 1)
 
 
 def assert_no_conflicting_scores(stack: Stack) -> None:
