@@ -77,7 +77,7 @@ from tests.support.platform import LTI, JwksServer, TestPlatform, canvas_flavor 
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_P95_MS = 250.0
 TIMEOUT = 30.0   # a request slower than this is an error
-IDLE_CLOSE = 1.5   # seconds: below gunicorn's keep-alive (2 s), see TimedSession
+IDLE_CLOSE = 1.5   # seconds idle before a simulated browser connects afresh
 # The access log names the worker, the request and its server time (microseconds).
 GUNICORN_CMD_ARGS = ("--no-control-socket --access-logfile - --access-logformat "
                      + shlex.quote("pid=%(p)s %(m)s %(U)s %(s)s %(D)s"))
@@ -172,8 +172,9 @@ class TimedSession(requests.Session):
         kind = classify(method.upper(), urlsplit(url).path)
         kwargs.setdefault("timeout", TIMEOUT)
         if time.perf_counter() - self.last_used > IDLE_CLOSE:
-            # gunicorn closes a kept-alive connection after 2 s idle: a request sent
-            # on it just then is reset (a browser would resend it). Start afresh.
+            # A connection idle this long is dropped, as a proxy closing idle
+            # connections would: every step after a think pause connects anew,
+            # the server's costlier case (serve itself keeps them for 75 s).
             self.close()
         started = time.perf_counter()
         try:
