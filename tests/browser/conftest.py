@@ -75,6 +75,7 @@ class Stack:
     tool_port: int
     sandboxes: dict[str, Sandbox]
     server: ServerProcess
+    env: dict[str, str]      # the tool's environment (for its CLI)
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +121,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env={**env, "GUNICORN_CMD_ARGS": "--no-control-socket"}, log_path=root / "serve.log")
     try:
         server.wait_ready(tool_url + "/healthz")
-        yield Stack(tool_url=tool_url, tool_port=port, sandboxes=sandboxes, server=server)
+        yield Stack(tool_url=tool_url, tool_port=port, sandboxes=sandboxes, server=server,
+                    env=env)
     finally:
         server.stop()
         for _, sandbox_server, _ in started:

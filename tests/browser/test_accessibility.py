@@ -17,9 +17,10 @@ from tests.browser.conftest import STUDENTS, TEACHER, BrowserRun, Stack
 FAILING_IMPACTS = ("serious", "critical")
 
 
-def axe_violations(run: BrowserRun, axe_source: str) -> list[dict]:
-    """Run axe on the document in the tool frame; its serious and critical violations."""
-    frame = run.tool_frame()
+def axe_violations(run: BrowserRun, axe_source: str, frame=None) -> list[dict]:
+    """Run axe on the document in the tool frame (or `frame`: a tool page
+    opened top-level); its serious and critical violations."""
+    frame = frame or run.tool_frame()
     assert frame is not None and frame.url.startswith(run.stack.tool_url), frame
     if not frame.evaluate("typeof window.axe === 'object'"):
         frame.add_script_tag(content=axe_source)
@@ -42,8 +43,9 @@ def describe(page_name: str, violations: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def check(run: BrowserRun, axe_source: str, page_name: str, found: dict[str, str]) -> None:
-    violations = axe_violations(run, axe_source)
+def check(run: BrowserRun, axe_source: str, page_name: str, found: dict[str, str],
+          frame=None) -> None:
+    violations = axe_violations(run, axe_source, frame)
     if violations:
         found[page_name] = describe(page_name, violations)
 
