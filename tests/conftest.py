@@ -5,23 +5,17 @@ LTI_TOOL_TEST_DATABASE_URL is set (CI sets it; under CI=true it must be)."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
-import sqlalchemy as sa
 
 from lti_tool import create_app
-from lti_tool.db import dispose_engines, get_engine, migrate, normalise_url, session_scope
+from lti_tool.db import migrate, session_scope
 from lti_tool.launch import keys
 from lti_tool.launch.registrations import add_platform
-from lti_tool.models import Base
+from tests.support.databases import empty_database, throwaway_postgres, wipe
 from tests.support.platform import JwksServer, TestPlatform, canvas_flavor, moodle_flavor
 
-PG_URL = os.environ.get("LTI_TOOL_TEST_DATABASE_URL")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 TOOL_URL = "https://tool.test"
 
 
@@ -38,30 +32,10 @@ def tool_keys_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def _pg_database():
-    """A throw-away PostgreSQL database for this test session."""
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("CI=true but LTI_TOOL_TEST_DATABASE_URL is not set: "
-                        "PostgreSQL tests must run in CI")
-        yield None
-        return
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"pathwise_test_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at LTI_TOOL_TEST_DATABASE_URL is unreachable: {exc}")
-        yield None
-        return
-    url = urlsplit(normalise_url(PG_URL))._replace(path=f"/{name}").geturl()
-    migrate(url)
-    yield url
-    dispose_engines()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    """A throw-away PostgreSQL database for this test session, migrated."""
+    with throwaway_postgres("pathwise_test") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -71,23 +45,11 @@ def _sqlite_database(tmp_path_factory):
     return url
 
 
-def _wipe(url: str) -> None:
-    with get_engine(url).begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-
-
 @pytest.fixture(params=_backends())
 def database_url(request):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("_pg_database")
-        if url is None:
-            pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL")
-    else:
-        url = request.getfixturevalue("_sqlite_database")
-    _wipe(url)
+    url = empty_database(request, request.param)
     yield url
-    _wipe(url)
+    wipe(url)
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ from lti_tool.db import get_engine, session_scope
 from lti_tool.launch.registrations import add_platform
 from lti_tool.launch.tool_session import SALT
 from lti_tool.models import Base
+from tests.support.databases import empty_database, wipe
 from tests.support.flows import login, post_launch
 from tests.support.platform import LIS, LTI, TestPlatform, canvas_flavor, moodle_flavor
 
@@ -99,12 +100,6 @@ class World:
             out[f"{key}_course"] = course.pk
             out.update({f"{key}_{name}": value for name, value in course.ids.items()})
         return out
-
-
-def _wipe(url: str) -> None:
-    with get_engine(url).begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
 
 
 def _rows(url: str, sql: str, **params) -> list:
@@ -374,20 +369,14 @@ def _build_world(url: str, keys_dir, jwks_server, instance) -> World:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(request, tool_keys_dir, jwks_server, tmp_path_factory):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("_pg_database")
-        if url is None:
-            pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL")
-    else:
-        url = request.getfixturevalue("_sqlite_database")
-    _wipe(url)
+    url = empty_database(request, request.param)
     built = _build_world(url, tool_keys_dir, jwks_server,
                          tmp_path_factory.mktemp("isolation-instance"))
     yield built
     metrics = built.app.extensions.get("pathwise_metrics")
     if metrics is not None:  # before the database goes, not at interpreter exit
         metrics.flush_quietly()
-    _wipe(url)
+    wipe(url)
 
 
 # -- the route table -------------------------------------------------------------------

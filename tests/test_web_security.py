@@ -42,13 +42,13 @@ from werkzeug.datastructures import MultiDict
 from lti_tool import create_app
 from lti_tool.db import session_scope
 from lti_tool.launch.registrations import add_platform
+from tests.support.databases import empty_database, wipe
 from tests.support.platform import LTI, TestPlatform, canvas_flavor, moodle_flavor
 from tests.test_isolation import (
     TOOL_URL,
     _launch,
     _one,
     _rows,
-    _wipe,
     changed_tables,
     snapshot,
 )
@@ -260,19 +260,13 @@ def _site(url, keys_dir, jwks_server, instance) -> Site:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request, tool_keys_dir, jwks_server, tmp_path_factory):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("_pg_database")
-        if url is None:
-            pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL")
-    else:
-        url = request.getfixturevalue("_sqlite_database")
-    _wipe(url)
+    url = empty_database(request, request.param)
     built = _site(url, tool_keys_dir, jwks_server, tmp_path_factory.mktemp("web-instance"))
     yield built
     metrics = built.app.extensions.get("pathwise_metrics")
     if metrics is not None:
         metrics.flush_quietly()
-    _wipe(url)
+    wipe(url)
 
 
 # -- the HTML audit ------------------------------------------------------------------------

@@ -23,7 +23,6 @@ without it under CI=true, as tests/conftest.py does)."""
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess
@@ -39,9 +38,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-import sqlalchemy as sa
 
-from lti_tool.db import dispose_engines, normalise_url
+from tests.support.databases import throwaway_postgres
 from tests.support.http_launch import ServerProcess, error_code, free_port, tool_env
 from tests.support.lms_driver import (
     DL_PLACEMENT,
@@ -54,8 +52,6 @@ from tests.support.lms_driver import (
     wait_for,
 )
 
-PG_URL = os.environ.get("LTI_TOOL_TEST_DATABASE_URL")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 EXTRA_STUDENTS = 8          # per LMS, besides the six seeded ones
 CONCURRENCY = 8             # browsers at once
 DRAIN_TIMEOUT = 60.0        # seconds for the workers to deliver every score
@@ -163,29 +159,10 @@ def _serve_sandbox(app):
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    """An empty, throw-away PostgreSQL database (the operator's `init` migrates it)."""
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("CI=true but LTI_TOOL_TEST_DATABASE_URL is not set: "
-                        "PostgreSQL tests must run in CI")
-        pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL "
-                    "(the production mode runs on PostgreSQL only)")
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"pathwise_prod_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at LTI_TOOL_TEST_DATABASE_URL is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    try:
-        yield urlsplit(normalise_url(PG_URL))._replace(path=f"/{name}").geturl()
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """An empty, throw-away PostgreSQL database (the operator's `init` migrates
+    it); the production mode runs on PostgreSQL only."""
+    with throwaway_postgres("pathwise_prod") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

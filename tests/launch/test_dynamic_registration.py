@@ -27,7 +27,8 @@ from lti_tool.launch import registration as dr
 from lti_tool.launch.models import Platform
 from lti_tool.sandbox import create_sandbox_app, seed, storage
 from lti_tool.sandbox import registration as sandbox_dr
-from tests.conftest import TOOL_URL, _wipe
+from tests.conftest import TOOL_URL
+from tests.support.databases import wipe
 from tests.support.flows import error_code, login, post_launch
 from tests.support.platform import LTI, TestPlatform, canvas_flavor
 
@@ -58,9 +59,9 @@ def app(database_url, tool_keys_dir, tmp_path):
 @pytest.fixture
 def one_db(_sqlite_database):
     """For tests about HTTP behaviour only (nothing stored): one backend is enough."""
-    _wipe(_sqlite_database)
+    wipe(_sqlite_database)
     yield _sqlite_database
-    _wipe(_sqlite_database)
+    wipe(_sqlite_database)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import sys
 import time
@@ -24,14 +23,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-import sqlalchemy as sa
 
-from lti_tool.db import dispose_engines, normalise_url
+from lti_tool.db import dispose_engines
 from lti_tool.passback import worker
 from lti_tool.passback.platform_client import reset_clients
+from tests.support.databases import throwaway_postgres
 from tests.support.http_launch import ServerProcess, tool_env
 from tests.support.lms_driver import (
     Course,
@@ -43,8 +41,6 @@ from tests.support.lms_driver import (
     wait_for,
 )
 
-PG_URL = os.environ.get("LTI_TOOL_TEST_DATABASE_URL")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 PATTERNS = [(2, 1), (3, 2), (4, 3), (3, 3), (1, 4)]  # 0, 50, 100, 100, 50 of 100
 FAST = {worker.ENV_BASE_DELAY: "0.2", worker.ENV_MAX_DELAY: "1"}
 
@@ -407,21 +403,8 @@ def test_worker_killed_mid_batch(quiet_stack: Stack) -> None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A throw-away PostgreSQL database (LTI_TOOL_TEST_DATABASE_URL's server)."""
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("CI=true but LTI_TOOL_TEST_DATABASE_URL is not set")
-        pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL")
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"pathwise_faults_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield urlsplit(normalise_url(PG_URL))._replace(path=f"/{name}").geturl()
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres("pathwise_faults") as url:
+        yield url
 
 
 @pytest.fixture
