@@ -43,7 +43,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -58,7 +57,6 @@ from lti_tool.db import (  # noqa: E402
     dispose_engines,
     get_engine,
     migrate,
-    normalise_url,
     session_factory,
     session_scope,
 )
@@ -74,6 +72,7 @@ from lti_tool.grades.models import (  # noqa: E402
 from lti_tool.launch import keys  # noqa: E402
 from lti_tool.launch.models import Deployment, Platform  # noqa: E402
 from lti_tool.launch.tool_session import create_session  # noqa: E402
+from tests.support.databases import scratch_postgres  # noqa: E402
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -204,17 +203,8 @@ def fresh_database(kind: str, pg_admin: str, workdir: Path) -> Iterator[str]:
         finally:
             dispose_engines()
         return
-    admin = sa.create_engine(normalise_url(pg_admin), isolation_level="AUTOCOMMIT")
-    name = f"pathwise_bench_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield urlsplit(normalise_url(pg_admin))._replace(path=f"/{name}").geturl()
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(pg_admin, "pathwise_bench") as url:
+        yield url
 
 
 # -- seeding ---------------------------------------------------------------------

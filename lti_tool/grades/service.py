@@ -156,12 +156,12 @@ def course_standard(session: Session, course_id: int, standard_id: int) -> Stand
 
 
 def course_student(session: Session, course_id: int, student_id: int) -> User:
-    enrolled = session.scalar(select(Enrollment).where(
+    student = session.scalar(select(User).join(Enrollment, Enrollment.user_id == User.id).where(
         Enrollment.course_id == course_id, Enrollment.user_id == student_id,
         Enrollment.role == "student"))
-    if enrolled is None:
+    if student is None:
         raise GradingError("That student is not in this course.", 404)
-    return session.get(User, student_id)
+    return student
 
 
 def active_evidence(session: Session, student_id: int, standard_id: int) -> list[Evidence]:

@@ -435,7 +435,7 @@ def test_a_quick_check_and_the_path_page_stay_within_their_statement_budget(scho
     def hook(_conn, _cursor, statement, *_args):
         seen.append(statement)
 
-    for request, budget in ((lambda: _post(s, url, "alan", **{"q-0": "9", "q-1": "3/4"}), 23),
+    for request, budget in ((lambda: _post(s, url, "alan", **{"q-0": "9", "q-1": "3/4"}), 22),
                             (lambda: _get(s, f"/my/playlists/{pid}", "alan"), 13)):
         seen.clear()
         sa.event.listen(engine, "before_cursor_execute", hook)

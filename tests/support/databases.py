@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,31 +25,43 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @contextmanager
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    """A new, empty database on the test PostgreSQL server, dropped afterwards
-    (connections still open to it included)."""
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("CI=true but LTI_TOOL_TEST_DATABASE_URL is not set: "
-                        "PostgreSQL tests must run in CI")
-        pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL")
-    admin = sa.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on `admin_url`'s server, dropped afterwards
+    (connections still open to it included). No pytest: benchmarks use it."""
+    admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
     name = f"{prefix}_{secrets.token_hex(4)}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
+    except BaseException:
         admin.dispose()
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at LTI_TOOL_TEST_DATABASE_URL is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+        raise
     try:
-        yield urlsplit(normalise_url(PG_URL))._replace(path=f"/{name}").geturl()
+        yield urlsplit(normalise_url(admin_url))._replace(path=f"/{name}").geturl()
     finally:
         dispose_engines()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """`scratch_postgres` on the test PostgreSQL server: skipped when there is
+    none (or it does not answer), failed instead under CI=true."""
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but LTI_TOOL_TEST_DATABASE_URL is not set: "
+                        "PostgreSQL tests must run in CI")
+        pytest.skip("PostgreSQL not configured: set LTI_TOOL_TEST_DATABASE_URL")
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres(PG_URL, prefix))
+        except sa.exc.OperationalError as exc:
+            if IN_CI:
+                pytest.fail(f"PostgreSQL at LTI_TOOL_TEST_DATABASE_URL is unreachable: {exc}")
+            pytest.skip(f"PostgreSQL unreachable: {exc}")
+        yield url
 
 
 def wipe(url: str) -> None:
