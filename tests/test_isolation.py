@@ -36,7 +36,7 @@ import io
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 import sqlalchemy as sa
@@ -50,7 +50,7 @@ from lti_tool.launch.registrations import add_platform
 from lti_tool.launch.tool_session import SALT
 from lti_tool.models import Base
 from tests.support.databases import empty_database, wipe
-from tests.support.flows import login, post_launch
+from tests.support.flows import login, post_launch, session_token
 from tests.support.platform import LIS, LTI, TestPlatform, canvas_flavor, moodle_flavor
 
 TOOL_URL = "https://tool.test"
@@ -149,11 +149,6 @@ def changed_tables(before: dict, after: dict) -> dict:
             if before.get(t) != after.get(t)}
 
 
-def _token(response) -> str:
-    assert response.status_code == 303, response.get_data(as_text=True)[:500]
-    return parse_qs(urlsplit(response.headers["Location"]).query)["t"][0]
-
-
 def _launch(client, platform: TestPlatform, *, role: str, sub: str, name: str,
             context_id: str, course_title: str, deployment_id: str | None = None,
             link_id: str | None = None, deep_linking: bool = False,
@@ -179,7 +174,7 @@ def _launch(client, platform: TestPlatform, *, role: str, sub: str, name: str,
                              "accept_presentation_document_targets": ["iframe"],
                              "accept_multiple": True}
         body.pop(LTI + "resource_link")
-    return _token(post_launch(client, platform.sign(body), started.state))
+    return session_token(post_launch(client, platform.sign(body), started.state))
 
 
 class Builder:

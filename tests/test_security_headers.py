@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
 import sqlalchemy as sa
 
 from lti_tool import web
 from lti_tool.db import get_engine
 from lti_tool.web import PERMISSIONS_POLICY
-from tests.support.flows import launch, login
+from tests.support.flows import launch, login, session_token
 
 CANVAS_ORIGINS = ("https://sso.canvaslms.com", "https://canvas.instructure.com")
 MOODLE_ORIGIN = "https://moodle.example.edu"
-
-
-def _token(response) -> str:
-    return parse_qs(urlsplit(response.headers["Location"]).query)["t"][0]
 
 
 def _csp(response) -> dict[str, list[str]]:
@@ -92,7 +86,7 @@ def student(app, canvas):
     client = app.test_client()
     response, _ = launch(client, canvas)
     assert response.status_code == 303
-    return client, _token(response)
+    return client, session_token(response)
 
 
 def _goals(database_url) -> int:

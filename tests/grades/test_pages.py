@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import io
 import re
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from lti_tool.db import get_engine
-from tests.support.flows import launch
+from tests.support.flows import launch, launch_as, session_token
 from tests.support.platform import LIS, LTI
 
 CSV = ("code,title,description,group\n"
@@ -20,27 +19,15 @@ CSV = ("code,title,description,group\n"
        "W.1,Argue,Write an argument,Writing\n")
 
 
-def _token(response) -> str:
-    return parse_qs(urlsplit(response.headers["Location"]).query)["t"][0]
-
-
-def _as(client, lms, role, sub, name):
-    given, family = name.split()
-    response, _ = launch(client, lms, role=role, sub=sub, name=name, given_name=given,
-                         family_name=family)
-    assert response.status_code == 303
-    return _token(response)
-
-
 @pytest.fixture
 def people(app, canvas):
     """A teacher and two students of one Canvas course, each with a token."""
     client = app.test_client()
     return {
         "client": client,
-        "teacher": _as(client, canvas, "teacher", "t-1", "Grace Hopper"),
-        "ada": _as(client, canvas, "student", "s-1", "Ada Lovelace"),
-        "alan": _as(client, canvas, "student", "s-2", "Alan Turing"),
+        "teacher": launch_as(client, canvas, "teacher", "t-1", "Grace Hopper"),
+        "ada": launch_as(client, canvas, "student", "s-1", "Ada Lovelace"),
+        "alan": launch_as(client, canvas, "student", "s-2", "Alan Turing"),
     }
 
 
@@ -177,7 +164,7 @@ def test_other_courses_standards_are_not_found(people, app, canvas, database_url
     response, _ = launch(client, canvas, role="teacher", sub="t-9", name="Katherine Johnson",
                          **{LTI + "context": {"id": "other-course", "title": "Science"},
                             LTI + "roles": [LIS + "membership#Instructor"]})
-    other = _token(response)
+    other = session_token(response)
     _import(client, other, "code,title\nS.1,Science standard\n")
     s1 = _ids(database_url, "standard", where="WHERE code = 'S.1'")[0]
     assert client.get(f"/course/standards/{s1}/evidence?t={teacher}").status_code == 404

@@ -5,28 +5,15 @@ from __future__ import annotations
 
 import io
 from datetime import date, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from lti_tool.db import get_engine
-from tests.support.flows import launch
+from tests.support.flows import launch_as
 from tests.support.platform import LIS, LTI
 
 CSV = "code,title\nR.1,Read closely\nW.1,Argue\n"
-
-
-def _token(response) -> str:
-    return parse_qs(urlsplit(response.headers["Location"]).query)["t"][0]
-
-
-def _as(client, lms, role, sub, name, **claims):
-    given, family = name.split()
-    response, _ = launch(client, lms, role=role, sub=sub, name=name, given_name=given,
-                         family_name=family, **claims)
-    assert response.status_code == 303
-    return _token(response)
 
 
 def _sql(database_url, query: str, **params) -> list:
@@ -47,16 +34,16 @@ def people(app, canvas):
     client = app.test_client()
     return {
         "client": client,
-        "teacher": _as(client, canvas, "teacher", "t-1", "Grace Hopper"),
-        "ada": _as(client, canvas, "student", "s-1", "Ada Lovelace"),
-        "alan": _as(client, canvas, "student", "s-2", "Alan Turing"),
+        "teacher": launch_as(client, canvas, "teacher", "t-1", "Grace Hopper"),
+        "ada": launch_as(client, canvas, "student", "s-1", "Ada Lovelace"),
+        "alan": launch_as(client, canvas, "student", "s-2", "Alan Turing"),
     }
 
 
 def _elsewhere(client, canvas, role: str, sub: str, name: str) -> str:
     """Someone launched from another course of the same LMS."""
     lis = LIS + ("membership#Instructor" if role == "teacher" else "membership#Learner")
-    return _as(client, canvas, role, sub, name,
+    return launch_as(client, canvas, role, sub, name,
                **{LTI + "context": {"id": "other-course", "title": "Science"},
                   LTI + "roles": [lis]})
 

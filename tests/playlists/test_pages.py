@@ -9,13 +9,12 @@ from __future__ import annotations
 import io
 import json
 import re
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from lti_tool.db import get_engine
-from tests.support.flows import launch
+from tests.support.flows import launch_as
 from tests.support.platform import LTI
 
 CSV = ("code,title,description,group\n"
@@ -24,18 +23,6 @@ CSV = ("code,title,description,group\n"
        "W.1,Argue,Write an argument,Writing\n")
 QUESTIONS = ("Q: What is 3/4 of 12?\n= 9\nWhy: 12 ÷ 4 × 3\n"
              "Q: Which is larger?\n- 1/2\n* 3/4\n- 2/3\n")
-
-
-def _token(response) -> str:
-    return parse_qs(urlsplit(response.headers["Location"]).query)["t"][0]
-
-
-def _as(client, lms, role, sub, name, **extra):
-    given, family = name.split()
-    response, _ = launch(client, lms, role=role, sub=sub, name=name, given_name=given,
-                         family_name=family, **extra)
-    assert response.status_code == 303, response.get_data(as_text=True)[:300]
-    return _token(response)
 
 
 def _rows(url, sql, **params):
@@ -62,9 +49,9 @@ def school(app, canvas, database_url):
     client = app.test_client()
     people = {
         "client": client, "url": database_url,
-        "teacher": _as(client, canvas, "teacher", "t-1", "Grace Hopper"),
-        "ada": _as(client, canvas, "student", "s-1", "Ada Lovelace"),
-        "alan": _as(client, canvas, "student", "s-2", "Alan Turing"),
+        "teacher": launch_as(client, canvas, "teacher", "t-1", "Grace Hopper"),
+        "ada": launch_as(client, canvas, "student", "s-1", "Ada Lovelace"),
+        "alan": launch_as(client, canvas, "student", "s-2", "Alan Turing"),
     }
     r = client.post("/course/standards", data={
         "t": people["teacher"], "file": (io.BytesIO(CSV.encode()), "s.csv")},
@@ -318,7 +305,7 @@ def test_export_import_duplicate_and_copy(school, canvas):
     assert doc["format"] == "pathwise-playlist" and len(doc["items"]) == 9
     # Import into a second course this teacher teaches: standards come along.
     other = {"id": "course-2", "label": "MATH-6", "title": "Math 6"}
-    teacher2 = _as(s["client"], canvas, "teacher", "t-1", "Grace Hopper",
+    teacher2 = launch_as(s["client"], canvas, "teacher", "t-1", "Grace Hopper",
                    **{LTI + "context": other})
     r = s["client"].post("/course/playlists/import", data={
         "t": teacher2, "file": (io.BytesIO(exported.data), "p.json")},
@@ -406,7 +393,7 @@ def test_students_cannot_reach_teacher_pages_or_other_courses(school, canvas):
                  published="0").status_code == 403
     # A student of another course: the playlist does not exist for them.
     other = {"id": "course-9", "label": "SCI", "title": "Science"}
-    stranger = _as(s["client"], canvas, "student", "s-9", "Mary Jackson",
+    stranger = launch_as(s["client"], canvas, "student", "s-9", "Mary Jackson",
                    **{LTI + "context": other})
     s["stranger"] = stranger
     assert _get(s, f"/my/playlists/{pid}", "stranger").status_code == 404

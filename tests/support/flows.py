@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
@@ -47,6 +48,21 @@ def launch(client, platform: TestPlatform, role: str = "student", **claim_overri
     started = login(client, platform)
     claims = platform.claims(started.nonce, role=role, **claim_overrides)
     return post_launch(client, platform.sign(claims), started.state), started
+
+
+def session_token(response) -> str:
+    """The tool session token (`t`) of a launch's redirect to its first page."""
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    return parse_qs(urlsplit(response.headers["Location"]).query)["t"][0]
+
+
+def launch_as(client, platform: TestPlatform, role: str, sub: str, name: str,
+              **claim_overrides) -> str:
+    """A launch as `name` ("Given Family"); returns the tool session token."""
+    given, family = name.split(" ", 1)
+    response, _ = launch(client, platform, role=role, sub=sub, name=name, given_name=given,
+                         family_name=family, **claim_overrides)
+    return session_token(response)
 
 
 def record_counts(database_url: str) -> dict[str, int]:
