@@ -496,161 +496,198 @@ def profile_call(label: str, fn: Callable[[], object], top: int) -> str:
     return out.getvalue()
 
 
-def run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="pathwise-gradebook-"))
+@dataclass
+class BenchDatabase:
+    """A run's scratch folder (the tool's keys and instance) and database."""
+
+    url: str
+    workdir: Path
+    migrate_s: float
+    load_before: list[float]
+    apps: list = field(default_factory=list)
+
+    def app(self):
+        """The tool, in this process, on this database."""
+        app = create_app({"instance_path": self.workdir / "instance", "database_url": self.url,
+                          "keys_dir": self.workdir / "keys", "base_url": "https://tool.test",
+                          "secret_key": secrets.token_urlsafe(32),
+                          "jwks_refetch_interval": 0})
+        self.apps.append(app)
+        return app
+
+    def flush_metrics(self) -> None:
+        """The tool's request counters, written while their database still
+        exists (not at interpreter exit, after it was dropped)."""
+        for app in self.apps:
+            metrics = app.extensions.get("pathwise_metrics")
+            if metrics is not None:
+                metrics.flush_quietly()
+
+
+@contextmanager
+def migrated_database(kind: str, pg_admin_url: str, prefix: str) -> Iterator[BenchDatabase]:
+    """A new database of `kind`, migrated (timed), with a scratch folder and the
+    tool's key in it; both are removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        return _run_database(kind, args, say, workdir)
+        load_before = load_average()
+        keys.ensure_key(workdir / "keys")
+        with fresh_database(kind, pg_admin_url, workdir) as url:
+            started = time.perf_counter()
+            migrate(url)
+            db = BenchDatabase(url, workdir, time.perf_counter() - started, load_before)
+            try:
+                yield db
+            finally:
+                db.flush_metrics()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
+    with migrated_database(kind, args.pg_admin_url, "pathwise-gradebook-") as db:
+        return _run_database(kind, args, say, db)
+
+
 def _run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None],
-                  workdir: Path) -> dict:
-    load_before = load_average()
-    keys.ensure_key(workdir / "keys")
-    with fresh_database(kind, args.pg_admin_url, workdir) as url:
-        started = time.perf_counter()
-        migrate(url)
-        migrate_s = time.perf_counter() - started
-        say(f"[{kind}] migrated in {migrate_s:.1f} s; seeding "
-            f"{args.students} x {args.standards} x {args.evidence} evidence ...")
-        info, seeding = seed(url, args)
-        seeding["migrate_s"] = round(migrate_s, 2)
-        say(f"[{kind}] seeded {seeding['evidence_rows']} evidence rows in "
-            f"{seeding['insert_s']} s ({seeding['evidence_rows_per_s']}/s); "
-            f"initial rollups {seeding['initial_rollups_s']} s")
-        app = create_app({"instance_path": workdir / "instance", "database_url": url,
-                          "keys_dir": workdir / "keys", "base_url": "https://tool.test",
-                          "secret_key": secrets.token_urlsafe(32),
-                          "jwks_refetch_interval": 0})
-        counter = StatementCounter(get_engine(url))
-        tokens = open_sessions(url, app, info)
-        client = app.test_client()
-        big, small = info["big"], info["small"]
-        results: dict[str, dict] = {}
-        timings: dict[str, Timing] = {}
-        rng = random.Random(args.seed + 1)
+                  db: BenchDatabase) -> dict:
+    url, migrate_s, load_before = db.url, db.migrate_s, db.load_before
+    say(f"[{kind}] migrated in {migrate_s:.1f} s; seeding "
+        f"{args.students} x {args.standards} x {args.evidence} evidence ...")
+    info, seeding = seed(url, args)
+    seeding["migrate_s"] = round(migrate_s, 2)
+    say(f"[{kind}] seeded {seeding['evidence_rows']} evidence rows in "
+        f"{seeding['insert_s']} s ({seeding['evidence_rows_per_s']}/s); "
+        f"initial rollups {seeding['initial_rollups_s']} s")
+    app = db.app()
+    counter = StatementCounter(get_engine(url))
+    tokens = open_sessions(url, app, info)
+    client = app.test_client()
+    big, small = info["big"], info["small"]
+    results: dict[str, dict] = {}
+    timings: dict[str, Timing] = {}
+    rng = random.Random(args.seed + 1)
 
-        def get(path: str, token: str) -> Callable[[int], tuple[str, str, None]]:
-            return lambda _i: ("GET", f"{path}?t={token}", None)
+    def get(path: str, token: str) -> Callable[[int], tuple[str, str, None]]:
+        return lambda _i: ("GET", f"{path}?t={token}", None)
 
-        say(f"[{kind}] gradebook page x{args.repeat} ...")
-        timings["gradebook"] = measure_requests(
-            client, counter, args.repeat, get("/course/gradebook", tokens["teacher"]), 200,
-            check=gradebook_check(len(big.student_ids), len(big.standard_ids),
-                                 tokens["teacher"]))
-        timings["gradebook"].target_ms = TARGETS_MS["gradebook"]
-        say(f"[{kind}] student pages x{args.repeat} ...")
-        timings["my_mastery"] = measure_requests(
-            client, counter, args.repeat, get("/my/mastery", tokens["student"]), 200)
-        std = big.standard_ids[len(big.standard_ids) // 2]
-        timings["my_mastery_standard"] = measure_requests(
-            client, counter, args.repeat, get(f"/my/mastery/{std}", tokens["student"]), 200)
-        timings["teacher_student_standard"] = measure_requests(
-            client, counter, args.repeat,
-            get(f"/course/students/{big.student_ids[7]}/standards/{std}", tokens["teacher"]),
-            200)
+    say(f"[{kind}] gradebook page x{args.repeat} ...")
+    timings["gradebook"] = measure_requests(
+        client, counter, args.repeat, get("/course/gradebook", tokens["teacher"]), 200,
+        check=gradebook_check(len(big.student_ids), len(big.standard_ids),
+                             tokens["teacher"]))
+    timings["gradebook"].target_ms = TARGETS_MS["gradebook"]
+    say(f"[{kind}] student pages x{args.repeat} ...")
+    timings["my_mastery"] = measure_requests(
+        client, counter, args.repeat, get("/my/mastery", tokens["student"]), 200)
+    std = big.standard_ids[len(big.standard_ids) // 2]
+    timings["my_mastery_standard"] = measure_requests(
+        client, counter, args.repeat, get(f"/my/mastery/{std}", tokens["student"]), 200)
+    timings["teacher_student_standard"] = measure_requests(
+        client, counter, args.repeat,
+        get(f"/course/students/{big.student_ids[7]}/standards/{std}", tokens["teacher"]),
+        200)
 
-        say(f"[{kind}] evidence writes x{args.repeat} ...")
+    say(f"[{kind}] evidence writes x{args.repeat} ...")
 
-        def write(i: int) -> tuple[str, str, dict]:
-            # A different cell each time, spread over the class.
-            student = big.student_ids[(i * 37 + 11) % len(big.student_ids)]
-            standard = big.standard_ids[(i * 7 + 3) % len(big.standard_ids)]
-            return ("POST", f"/course/students/{student}/standards/{standard}", {
-                "t": tokens["teacher"], "score": str(rng.randint(1, 4)),
-                "assessed_at": "2025-12-18", "source": "observation",
-                "note": "Benchmark observation"})
-        timings["evidence_write"] = measure_requests(client, counter, args.repeat, write, 303)
-        timings["evidence_write"].target_ms = TARGETS_MS["evidence_write"]
+    def write(i: int) -> tuple[str, str, dict]:
+        # A different cell each time, spread over the class.
+        student = big.student_ids[(i * 37 + 11) % len(big.student_ids)]
+        standard = big.standard_ids[(i * 7 + 3) % len(big.standard_ids)]
+        return ("POST", f"/course/students/{student}/standards/{standard}", {
+            "t": tokens["teacher"], "score": str(rng.randint(1, 4)),
+            "assessed_at": "2025-12-18", "source": "observation",
+            "note": "Benchmark observation"})
+    timings["evidence_write"] = measure_requests(client, counter, args.repeat, write, 303)
+    timings["evidence_write"].target_ms = TARGETS_MS["evidence_write"]
 
-        say(f"[{kind}] recompute_course after a method change ...")
-        recompute = Timing(target_ms=TARGETS_MS["recompute"])
-        per_method = {}
-        for method in args.methods:
-            elapsed, count, statements, sql_ms = time_recompute(url, counter, big.course_id,
-                                                                method)
-            per_method[method] = round(elapsed, 1)
-            recompute.samples_ms.append(elapsed)
-            recompute.sql_ms.append(sql_ms)
-            recompute.statements.append(len(statements))
-            recompute.kinds = kinds(statements)
-            recompute.checks = {"rollups_written": count}
-            say(f"[{kind}]   {method}: {elapsed / 1000:.2f} s, {count} rollups")
-        recompute.checks["ms_per_method"] = per_method
-        timings["recompute_service"] = recompute
+    say(f"[{kind}] recompute_course after a method change ...")
+    recompute = Timing(target_ms=TARGETS_MS["recompute"])
+    per_method = {}
+    for method in args.methods:
+        elapsed, count, statements, sql_ms = time_recompute(url, counter, big.course_id,
+                                                            method)
+        per_method[method] = round(elapsed, 1)
+        recompute.samples_ms.append(elapsed)
+        recompute.sql_ms.append(sql_ms)
+        recompute.statements.append(len(statements))
+        recompute.kinds = kinds(statements)
+        recompute.checks = {"rollups_written": count}
+        say(f"[{kind}]   {method}: {elapsed / 1000:.2f} s, {count} rollups")
+    recompute.checks["ms_per_method"] = per_method
+    timings["recompute_service"] = recompute
 
-        say(f"[{kind}] POST /course/settings x{args.settings_repeat} ...")
-        cycle = ["highest", "decaying_average"]
+    say(f"[{kind}] POST /course/settings x{args.settings_repeat} ...")
+    cycle = ["highest", "decaying_average"]
 
-        def settings(i: int) -> tuple[str, str, dict]:
-            return ("POST", "/course/settings", {
-                "t": tokens["teacher"], "method": cycle[i % len(cycle)], "weight": "0.65",
-                "n": "3", "mastery_points": "3"})
+    def settings(i: int) -> tuple[str, str, dict]:
+        return ("POST", "/course/settings", {
+            "t": tokens["teacher"], "method": cycle[i % len(cycle)], "weight": "0.65",
+            "n": "3", "mastery_points": "3"})
 
-        def saw_recalculated(body: bytes) -> dict:
-            text = body.decode()
-            if "recalculated" not in text:
-                raise SystemExit("the settings page did not say it recalculated")
-            return {"message": text.split("Saved.", 1)[1].split("<", 1)[0].strip()}
-        timings["settings_recompute"] = measure_requests(
-            client, counter, args.settings_repeat, settings, 200, warmup=False)
-        timings["settings_recompute"].checks = saw_recalculated(
-            timed_request(client, counter, *settings(0)).body)
-        timings["settings_recompute"].target_ms = TARGETS_MS["recompute"]
+    def saw_recalculated(body: bytes) -> dict:
+        text = body.decode()
+        if "recalculated" not in text:
+            raise SystemExit("the settings page did not say it recalculated")
+        return {"message": text.split("Saved.", 1)[1].split("<", 1)[0].strip()}
+    timings["settings_recompute"] = measure_requests(
+        client, counter, args.settings_repeat, settings, 200, warmup=False)
+    timings["settings_recompute"].checks = saw_recalculated(
+        timed_request(client, counter, *settings(0)).body)
+    timings["settings_recompute"].target_ms = TARGETS_MS["recompute"]
 
-        # No N+1: a course of 5 students x 3 standards must cost as many statements.
-        say(f"[{kind}] statement counts on a 5 x 3 course ...")
-        small_counts = {}
-        for name, method, path, data, expect in (
-                ("gradebook", "GET", f"/course/gradebook?t={tokens['small_teacher']}",
-                 None, 200),
-                ("my_mastery", "GET", f"/my/mastery?t={tokens['small_student']}", None, 200),
-                ("my_mastery_standard", "GET",
-                 f"/my/mastery/{small.standard_ids[0]}?t={tokens['small_student']}", None,
-                 200),
-                ("evidence_write", "POST",
-                 f"/course/students/{small.student_ids[1]}/standards/{small.standard_ids[1]}",
-                 {"t": tokens["small_teacher"], "score": "3", "assessed_at": "2025-12-18",
-                  "source": "observation"}, 303)):
-            timed_request(client, counter, method, path, data)  # warm
-            if method == "POST":
-                data = dict(data, score="2")
-            sample = timed_request(client, counter, method, path, data)
-            if sample.response.status_code != expect:
-                raise SystemExit(f"{name} on the small course answered "
-                                 f"{sample.response.status_code}")
-            small_counts[name] = len(sample.statements)
+    # No N+1: a course of 5 students x 3 standards must cost as many statements.
+    say(f"[{kind}] statement counts on a 5 x 3 course ...")
+    small_counts = {}
+    for name, method, path, data, expect in (
+            ("gradebook", "GET", f"/course/gradebook?t={tokens['small_teacher']}",
+             None, 200),
+            ("my_mastery", "GET", f"/my/mastery?t={tokens['small_student']}", None, 200),
+            ("my_mastery_standard", "GET",
+             f"/my/mastery/{small.standard_ids[0]}?t={tokens['small_student']}", None,
+             200),
+            ("evidence_write", "POST",
+             f"/course/students/{small.student_ids[1]}/standards/{small.standard_ids[1]}",
+             {"t": tokens["small_teacher"], "score": "3", "assessed_at": "2025-12-18",
+              "source": "observation"}, 303)):
+        timed_request(client, counter, method, path, data)  # warm
+        if method == "POST":
+            data = dict(data, score="2")
+        sample = timed_request(client, counter, method, path, data)
+        if sample.response.status_code != expect:
+            raise SystemExit(f"{name} on the small course answered "
+                             f"{sample.response.status_code}")
+        small_counts[name] = len(sample.statements)
 
-        for name, timing in timings.items():
-            results[name] = timing.summary()
-            if name in small_counts:
-                results[name]["statements_small_course"] = small_counts[name]
-                results[name]["no_n_plus_1"] = (
-                    small_counts[name] == results[name]["statements_per_request"])
+    for name, timing in timings.items():
+        results[name] = timing.summary()
+        if name in small_counts:
+            results[name]["statements_small_course"] = small_counts[name]
+            results[name]["no_n_plus_1"] = (
+                small_counts[name] == results[name]["statements_per_request"])
 
-        profiles = ""
-        if args.profile:
-            say(f"[{kind}] profiling one gradebook request, one write and one recompute ...")
-            profiles += profile_call(
-                f"{kind} GET /course/gradebook",
-                lambda: client.get(f"/course/gradebook?t={tokens['teacher']}"), args.top)
-            _method, path, form = write(999)
-            profiles += profile_call(f"{kind} POST evidence",
-                                     lambda: client.post(path, data=form), args.top)
-            profiles += profile_call(
-                f"{kind} recompute_course (power_law)",
-                lambda: time_recompute(url, counter, big.course_id, "power_law"), args.top)
-            prof_path = RESULTS_DIR / f"gradebook-profile-{kind}.txt"
-            prof_path.parent.mkdir(parents=True, exist_ok=True)
-            prof_path.write_text(profiles)
-        server = None
-        if kind == "postgresql":
-            with get_engine(url).connect() as conn:
-                server = conn.scalar(sa.text("SHOW server_version"))
-        return {"database": kind, "server_version": server, "seeding": seeding,
-                "requests": results, "profile": profiles or None,
-                "load_average": {"before": load_before, "after": load_average()}}
+    profiles = ""
+    if args.profile:
+        say(f"[{kind}] profiling one gradebook request, one write and one recompute ...")
+        profiles += profile_call(
+            f"{kind} GET /course/gradebook",
+            lambda: client.get(f"/course/gradebook?t={tokens['teacher']}"), args.top)
+        _method, path, form = write(999)
+        profiles += profile_call(f"{kind} POST evidence",
+                                 lambda: client.post(path, data=form), args.top)
+        profiles += profile_call(
+            f"{kind} recompute_course (power_law)",
+            lambda: time_recompute(url, counter, big.course_id, "power_law"), args.top)
+        prof_path = RESULTS_DIR / f"gradebook-profile-{kind}.txt"
+        prof_path.parent.mkdir(parents=True, exist_ok=True)
+        prof_path.write_text(profiles)
+    server = None
+    if kind == "postgresql":
+        with get_engine(url).connect() as conn:
+            server = conn.scalar(sa.text("SHOW server_version"))
+    return {"database": kind, "server_version": server, "seeding": seeding,
+            "requests": results, "profile": profiles or None,
+            "load_average": {"before": load_before, "after": load_average()}}
 
 
 # -- report ------------------------------------------------------------------------

@@ -39,10 +39,7 @@ import json
 import math
 import platform as pyplatform
 import random
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -59,6 +56,7 @@ import sqlalchemy as sa  # noqa: E402
 from benchmarks.gradebook import (  # noqa: E402
     DEFAULT_PG_ADMIN,
     RESULTS_DIR,
+    BenchDatabase,
     SeededCourse,
     StatementCounter,
     Timing,
@@ -66,19 +64,17 @@ from benchmarks.gradebook import (  # noqa: E402
     _ms,
     _one,
     code_version,
-    fresh_database,
     load_average,
     measure_requests,
+    migrated_database,
     open_sessions,
     profile_call,
     seed_course,
     timed_request,
 )
-from lti_tool import create_app  # noqa: E402
-from lti_tool.db import get_engine, migrate, session_scope  # noqa: E402
+from lti_tool.db import get_engine, session_scope  # noqa: E402
 from lti_tool.grades import service  # noqa: E402
 from lti_tool.grades.models import Evidence  # noqa: E402
-from lti_tool.launch import keys  # noqa: E402
 from lti_tool.launch.models import Deployment, Platform  # noqa: E402
 from lti_tool.playlists.models import (  # noqa: E402
     ItemProgress,
@@ -493,97 +489,86 @@ def pages(tokens: dict[str, str], playlist_id: int, prefix: str = "") -> list[tu
 
 
 def run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="pathwise-path-"))
-    try:
-        return _run_database(kind, args, say, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with migrated_database(kind, args.pg_admin_url, "pathwise-path-") as db:
+        return _run_database(kind, args, say, db)
 
 
 def _run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None],
-                  workdir: Path) -> dict:
-    load_before = load_average()
-    keys.ensure_key(workdir / "keys")
-    with fresh_database(kind, args.pg_admin_url, workdir) as url:
-        started = time.perf_counter()
-        migrate(url)
-        migrate_s = time.perf_counter() - started
-        say(f"[{kind}] migrated in {migrate_s:.1f} s; seeding {args.students} students x "
-            f"{args.standards} standards, a playlist of {args.items} items ...")
-        info, seeding = seed(url, args)
-        seeding["migrate_s"] = round(migrate_s, 2)
-        big_facts = seeding["courses"]["big"]
-        say(f"[{kind}] seeded in {seeding['insert_s']} s: {big_facts['evidence_rows']:,} + "
-            f"{big_facts['item_evidence_rows']:,} evidence rows, "
-            f"{big_facts['progress_rows']:,} progress rows; rollups "
-            f"{seeding['initial_rollups_s']} s")
-        app = create_app({"instance_path": workdir / "instance", "database_url": url,
-                          "keys_dir": workdir / "keys", "base_url": "https://tool.test",
-                          "secret_key": secrets.token_urlsafe(32),
-                          "jwks_refetch_interval": 0})
-        counter = StatementCounter(get_engine(url))
-        tokens = open_sessions(url, app, info)
-        client = app.test_client()
-        big, small = info["big"], info["small"]
-        big_playlist = info["playlists"]["big"].playlist_id
-        small_playlist = info["playlists"]["small"].playlist_id
-        checks = {
-            "account": None, "home": contains("Fractions, decimals and ratio"),
-            "path": path_check(big_facts["items"]),
-            "progress": progress_check(len(big.student_ids)),
-        }
-        timings: dict[str, Timing] = {}
-        for key, label, url_ in pages(tokens, big_playlist):
-            say(f"[{kind}] {label} x{args.repeat} ...")
-            timings[key] = measure_page(client, counter, args, url_, checks[key])
-            timings[key].target_ms = TARGETS_MS.get(key)
+                  db: BenchDatabase) -> dict:
+    url, migrate_s, load_before = db.url, db.migrate_s, db.load_before
+    say(f"[{kind}] migrated in {migrate_s:.1f} s; seeding {args.students} students x "
+        f"{args.standards} standards, a playlist of {args.items} items ...")
+    info, seeding = seed(url, args)
+    seeding["migrate_s"] = round(migrate_s, 2)
+    big_facts = seeding["courses"]["big"]
+    say(f"[{kind}] seeded in {seeding['insert_s']} s: {big_facts['evidence_rows']:,} + "
+        f"{big_facts['item_evidence_rows']:,} evidence rows, "
+        f"{big_facts['progress_rows']:,} progress rows; rollups "
+        f"{seeding['initial_rollups_s']} s")
+    app = db.app()
+    counter = StatementCounter(get_engine(url))
+    tokens = open_sessions(url, app, info)
+    client = app.test_client()
+    big, small = info["big"], info["small"]
+    big_playlist = info["playlists"]["big"].playlist_id
+    small_playlist = info["playlists"]["small"].playlist_id
+    checks = {
+        "account": None, "home": contains("Fractions, decimals and ratio"),
+        "path": path_check(big_facts["items"]),
+        "progress": progress_check(len(big.student_ids)),
+    }
+    timings: dict[str, Timing] = {}
+    for key, label, url_ in pages(tokens, big_playlist):
+        say(f"[{kind}] {label} x{args.repeat} ...")
+        timings[key] = measure_page(client, counter, args, url_, checks[key])
+        timings[key].target_ms = TARGETS_MS.get(key)
 
-        # No N+1: the same pages of a 5-student, 8-item course, as many statements.
-        say(f"[{kind}] statement counts on a 5-student, 8-item course ...")
-        small_counts = {}
-        small_checks = {"path": path_check(seeding["courses"]["small"]["items"]),
-                        "progress": progress_check(len(small.student_ids))}
-        for key, _label, url_ in pages(tokens, small_playlist, "small_"):
-            timed_request(client, counter, "GET", url_)  # warm
-            sample = timed_request(client, counter, "GET", url_)
-            if sample.response.status_code != 200:
-                raise SystemExit(f"{key} on the small course answered "
-                                 f"{sample.response.status_code}")
-            if key in small_checks:
-                small_checks[key](sample.body)
-            small_counts[key] = len(sample.statements)
+    # No N+1: the same pages of a 5-student, 8-item course, as many statements.
+    say(f"[{kind}] statement counts on a 5-student, 8-item course ...")
+    small_counts = {}
+    small_checks = {"path": path_check(seeding["courses"]["small"]["items"]),
+                    "progress": progress_check(len(small.student_ids))}
+    for key, _label, url_ in pages(tokens, small_playlist, "small_"):
+        timed_request(client, counter, "GET", url_)  # warm
+        sample = timed_request(client, counter, "GET", url_)
+        if sample.response.status_code != 200:
+            raise SystemExit(f"{key} on the small course answered "
+                             f"{sample.response.status_code}")
+        if key in small_checks:
+            small_checks[key](sample.body)
+        small_counts[key] = len(sample.statements)
 
-        base = timings[BASELINE]
-        results: dict[str, dict] = {}
-        for key, timing in timings.items():
-            r = timing.summary()
-            r["p95_ms"] = round(p95(timing.samples_ms), 2)
-            r["ratio_to_baseline"] = round(timing.median / base.median, 1)
-            r["p95_ratio_to_baseline"] = round(p95(timing.samples_ms) / p95(base.samples_ms),
-                                               1)
-            if timing.target_ms is not None:
-                r["result"] = "PASS" if timing.met else "FAIL"
-                r["p95_met"] = r["p95_ms"] <= timing.target_ms
-            r["statements_small_course"] = small_counts[key]
-            r["no_n_plus_1"] = small_counts[key] == r["statements_per_request"]
-            results[key] = r
+    base = timings[BASELINE]
+    results: dict[str, dict] = {}
+    for key, timing in timings.items():
+        r = timing.summary()
+        r["p95_ms"] = round(p95(timing.samples_ms), 2)
+        r["ratio_to_baseline"] = round(timing.median / base.median, 1)
+        r["p95_ratio_to_baseline"] = round(p95(timing.samples_ms) / p95(base.samples_ms),
+                                           1)
+        if timing.target_ms is not None:
+            r["result"] = "PASS" if timing.met else "FAIL"
+            r["p95_met"] = r["p95_ms"] <= timing.target_ms
+        r["statements_small_course"] = small_counts[key]
+        r["no_n_plus_1"] = small_counts[key] == r["statements_per_request"]
+        results[key] = r
 
-        profiles = ""
-        if args.profile:
-            say(f"[{kind}] profiling one request of each page ...")
-            for _key, label, url_ in pages(tokens, big_playlist):
-                profiles += profile_call(f"{kind} {label}",
-                                         lambda url_=url_: client.get(url_), args.top)
-            prof_path = RESULTS_DIR / f"path-profile-{kind}.txt"
-            prof_path.parent.mkdir(parents=True, exist_ok=True)
-            prof_path.write_text(profiles)
-        server = None
-        if kind == "postgresql":
-            with get_engine(url).connect() as conn:
-                server = conn.scalar(sa.text("SHOW server_version"))
-        return {"database": kind, "server_version": server, "seeding": seeding,
-                "requests": results, "profile": profiles or None,
-                "load_average": {"before": load_before, "after": load_average()}}
+    profiles = ""
+    if args.profile:
+        say(f"[{kind}] profiling one request of each page ...")
+        for _key, label, url_ in pages(tokens, big_playlist):
+            profiles += profile_call(f"{kind} {label}",
+                                     lambda url_=url_: client.get(url_), args.top)
+        prof_path = RESULTS_DIR / f"path-profile-{kind}.txt"
+        prof_path.parent.mkdir(parents=True, exist_ok=True)
+        prof_path.write_text(profiles)
+    server = None
+    if kind == "postgresql":
+        with get_engine(url).connect() as conn:
+            server = conn.scalar(sa.text("SHOW server_version"))
+    return {"database": kind, "server_version": server, "seeding": seeding,
+            "requests": results, "profile": profiles or None,
+            "load_average": {"before": load_before, "after": load_average()}}
 
 
 # -- report ------------------------------------------------------------------------
