@@ -515,6 +515,16 @@ class BenchDatabase:
         self.apps.append(app)
         return app
 
+    def outcome(self, kind: str, seeding: dict, results: dict, profiles: str) -> dict:
+        """What a run reports for this database."""
+        server = None
+        if kind == "postgresql":
+            with get_engine(self.url).connect() as conn:
+                server = conn.scalar(sa.text("SHOW server_version"))
+        return {"database": kind, "server_version": server, "seeding": seeding,
+                "requests": results, "profile": profiles or None,
+                "load_average": {"before": self.load_before, "after": load_average()}}
+
     def flush_metrics(self) -> None:
         """The tool's request counters, written while their database still
         exists (not at interpreter exit, after it was dropped)."""
@@ -544,6 +554,12 @@ def migrated_database(kind: str, pg_admin_url: str, prefix: str) -> Iterator[Ben
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def save_profile(name: str, text: str) -> None:
+    path = RESULTS_DIR / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
     with migrated_database(kind, args.pg_admin_url, "pathwise-gradebook-") as db:
         return _run_database(kind, args, say, db)
@@ -551,7 +567,7 @@ def run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None]
 
 def _run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None],
                   db: BenchDatabase) -> dict:
-    url, migrate_s, load_before = db.url, db.migrate_s, db.load_before
+    url, migrate_s = db.url, db.migrate_s
     say(f"[{kind}] migrated in {migrate_s:.1f} s; seeding "
         f"{args.students} x {args.standards} x {args.evidence} evidence ...")
     info, seeding = seed(url, args)
@@ -678,16 +694,8 @@ def _run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None
         profiles += profile_call(
             f"{kind} recompute_course (power_law)",
             lambda: time_recompute(url, counter, big.course_id, "power_law"), args.top)
-        prof_path = RESULTS_DIR / f"gradebook-profile-{kind}.txt"
-        prof_path.parent.mkdir(parents=True, exist_ok=True)
-        prof_path.write_text(profiles)
-    server = None
-    if kind == "postgresql":
-        with get_engine(url).connect() as conn:
-            server = conn.scalar(sa.text("SHOW server_version"))
-    return {"database": kind, "server_version": server, "seeding": seeding,
-            "requests": results, "profile": profiles or None,
-            "load_average": {"before": load_before, "after": load_average()}}
+        save_profile(f"gradebook-profile-{kind}.txt", profiles)
+    return db.outcome(kind, seeding, results, profiles)
 
 
 # -- report ------------------------------------------------------------------------

@@ -51,7 +51,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
 
 from benchmarks.gradebook import (  # noqa: E402
     DEFAULT_PG_ADMIN,
@@ -64,11 +63,11 @@ from benchmarks.gradebook import (  # noqa: E402
     _ms,
     _one,
     code_version,
-    load_average,
     measure_requests,
     migrated_database,
     open_sessions,
     profile_call,
+    save_profile,
     seed_course,
     timed_request,
 )
@@ -495,7 +494,7 @@ def run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None]
 
 def _run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None],
                   db: BenchDatabase) -> dict:
-    url, migrate_s, load_before = db.url, db.migrate_s, db.load_before
+    url, migrate_s = db.url, db.migrate_s
     say(f"[{kind}] migrated in {migrate_s:.1f} s; seeding {args.students} students x "
         f"{args.standards} standards, a playlist of {args.items} items ...")
     info, seeding = seed(url, args)
@@ -559,16 +558,8 @@ def _run_database(kind: str, args: argparse.Namespace, say: Callable[[str], None
         for _key, label, url_ in pages(tokens, big_playlist):
             profiles += profile_call(f"{kind} {label}",
                                      lambda url_=url_: client.get(url_), args.top)
-        prof_path = RESULTS_DIR / f"path-profile-{kind}.txt"
-        prof_path.parent.mkdir(parents=True, exist_ok=True)
-        prof_path.write_text(profiles)
-    server = None
-    if kind == "postgresql":
-        with get_engine(url).connect() as conn:
-            server = conn.scalar(sa.text("SHOW server_version"))
-    return {"database": kind, "server_version": server, "seeding": seeding,
-            "requests": results, "profile": profiles or None,
-            "load_average": {"before": load_before, "after": load_average()}}
+        save_profile(f"path-profile-{kind}.txt", profiles)
+    return db.outcome(kind, seeding, results, profiles)
 
 
 # -- report ------------------------------------------------------------------------
