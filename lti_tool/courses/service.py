@@ -30,11 +30,20 @@ class ResourceLinkConflict(Exception):
 def record_launch(session: Session, platform: Platform, deployment: Deployment,
                   message: LaunchMessage, decision: RoleDecision) -> LaunchRecord:
     now = utcnow()
-    user_id = upsert(session, User, ["platform_id", "sub"], {
-        "platform_id": platform.id, "sub": message.sub, "name": message.name,
-        "given_name": message.given_name, "family_name": message.family_name,
-        "email": message.email, "created_at": now, "updated_at": now,
-    }, ["name", "given_name", "family_name", "email", "updated_at"])
+    # Read first, as for the course below: most launches change nothing about
+    # the person, and an upsert would write (and lock) their row every time.
+    person = (message.name, message.given_name, message.family_name, message.email)
+    known_user = session.execute(select(
+        User.id, User.name, User.given_name, User.family_name, User.email).where(
+        User.platform_id == platform.id, User.sub == message.sub)).first()
+    if known_user is not None and tuple(known_user[1:]) == person:
+        user_id = known_user.id
+    else:
+        user_id = upsert(session, User, ["platform_id", "sub"], {
+            "platform_id": platform.id, "sub": message.sub, "name": message.name,
+            "given_name": message.given_name, "family_name": message.family_name,
+            "email": message.email, "created_at": now, "updated_at": now,
+        }, ["name", "given_name", "family_name", "email", "updated_at"])
 
     course_id = None
     context = message.context

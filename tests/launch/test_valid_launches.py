@@ -138,6 +138,24 @@ def test_relaunch_updates_instead_of_duplicating(client, moodle, database_url):
             "Math 5 (renamed)"
 
 
+def test_an_unchanged_relaunch_rewrites_no_person_course_or_enrolment(client, moodle,
+                                                                      database_url):
+    """A class launching at once must not queue on row locks: what did not
+    change is read, not written again."""
+    def stamps():
+        with get_engine(database_url).connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT u.updated_at, c.updated_at, e.updated_at FROM lti_user u "
+                "JOIN enrollment e ON e.user_id = u.id JOIN course c ON c.id = e.course_id"
+            )).one()
+
+    launch(client, moodle, role="student")
+    before = stamps()
+    response, _ = launch(client, moodle, role="student")
+    assert response.status_code == 303
+    assert stamps() == before
+
+
 def test_same_sub_and_context_on_two_platforms_are_different(client, canvas, moodle,
                                                              database_url):
     shared = {"sub": "123", LTI + "context": {"id": "c1", "title": "Shared id"}}
