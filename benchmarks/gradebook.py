@@ -782,6 +782,42 @@ def code_version() -> dict:
     return out
 
 
+def say(text: str) -> None:
+    """Progress, on stderr: stdout carries the report."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def databases_of(choice: str) -> list[str]:
+    """--database sqlite|postgresql|both as the list of databases to run."""
+    return ["sqlite", "postgresql"] if choice == "both" else [choice]
+
+
+def announce_code() -> dict:
+    """code_version(), said before a run starts."""
+    version = code_version()
+    say(f"measuring lti_tool from {version['lti_tool']} (commit {version['commit']}"
+        f"{', with uncommitted changes' if version['dirty'] else ''})")
+    return version
+
+
+def write_results(args: argparse.Namespace, version: dict, runs: list[dict],
+                  **fields) -> None:
+    """Print each run's profile, then write the configuration, `fields`, the
+    machine, the code and the runs (profiles left out) as JSON to --out."""
+    for run in runs:
+        if run["profile"]:
+            print(run["profile"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        **fields,
+        "machine": {"python": pyplatform.python_version(), "platform": pyplatform.platform()},
+        "code": version,
+        "runs": [{k: v for k, v in run.items() if k != "profile"} for run in runs],
+    }, indent=2))
+    print(f"\nwritten to {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
@@ -803,28 +839,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "gradebook.json")
     args = parser.parse_args(argv)
 
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    kinds_to_run = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    version = code_version()
-    say(f"measuring lti_tool from {version['lti_tool']} (commit {version['commit']}"
-        f"{', with uncommitted changes' if version['dirty'] else ''})")
-    runs = [run_database(kind, args, say) for kind in kinds_to_run]
-    text = report(runs, args)
-    print(text)
-    for run in runs:
-        if run["profile"]:
-            print(run["profile"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "targets_ms": TARGETS_MS,
-        "machine": {"python": pyplatform.python_version(), "platform": pyplatform.platform()},
-        "code": version,
-        "runs": [{k: v for k, v in run.items() if k != "profile"} for run in runs],
-    }, indent=2))
-    print(f"\nwritten to {args.out}")
+    version = announce_code()
+    runs = [run_database(kind, args, say) for kind in databases_of(args.database)]
+    print(report(runs, args))
+    write_results(args, version, runs, targets_ms=TARGETS_MS)
     return 0
 
 

@@ -54,7 +54,7 @@ if str(BENCH_DIR) not in sys.path:
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from gradebook import code_version, fresh_database, load_average  # noqa: E402
+from gradebook import code_version, fresh_database, load_average, say  # noqa: E402
 from launch import (  # noqa: E402
     _clean_env,
     _run,
@@ -884,9 +884,6 @@ def main(argv: list[str] | None = None) -> int:
               "cpus": os.cpu_count(), "python": pyplatform.python_version(),
               "machine": pyplatform.machine()}
     config.pop("pg_admin_url")
-
-    def say(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
 
     result = run(args, say)
     print(report(result, config))

@@ -56,7 +56,6 @@ import json
 import logging
 import multiprocessing
 import os
-import platform as pyplatform
 import pstats
 import secrets
 import shutil
@@ -96,9 +95,12 @@ from benchmarks.gradebook import (  # noqa: E402
     RESULTS_DIR,
     _bulk,
     _one,
-    code_version,
+    announce_code,
+    databases_of,
     fresh_database,
     load_average,
+    say,
+    write_results,
 )
 from lti_tool.courses.models import Course, Enrollment, ResourceLink, User  # noqa: E402
 from lti_tool.db import get_engine, migrate, session_scope  # noqa: E402
@@ -927,15 +929,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("at most 1000 students: scores are 10.00 + 0.08 i, all below 100")
     sample = min(args.baseline_sample or args.students, args.students)
 
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     # The sandbox's and the JWKS server's request lines would cost CPU and flood stderr.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    version = code_version()
-    say(f"measuring lti_tool from {version['lti_tool']} (commit {version['commit']}"
-        f"{', with uncommitted changes' if version['dirty'] else ''})")
-    kinds_to_run = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    version = announce_code()
     workdir = Path(tempfile.mkdtemp(prefix="pathwise-passback-lms-"))
     lms = None
     try:
@@ -959,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({baseline['ms_per_score']:.1f} ms each)")
         ideal_s = args.students * args.latency_ms / 1000 / args.concurrency
         runs = []
-        for kind in kinds_to_run:
+        for kind in databases_of(args.database):
             run = run_database(kind, lms, args, keys_dir, say)
             run["ideal_limit_s"] = ideal_s
             run["verdicts"] = verdicts(baseline, run, ideal_s)
@@ -970,21 +966,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(report(baseline, runs, args, ideal_s))
-    for run in runs:
-        if run["profile"]:
-            print(run["profile"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "targets": {"speedup_at_least": TARGET_SPEEDUP,
-                    "ratio_to_ideal_limit_at_most": TARGET_LIMIT_RATIO},
-        "ideal_limit_s": ideal_s,
-        "machine": {"python": pyplatform.python_version(), "platform": pyplatform.platform()},
-        "code": version,
-        "baseline": baseline,
-        "runs": [{k: v for k, v in run.items() if k != "profile"} for run in runs],
-    }, indent=2))
-    print(f"\nwritten to {args.out}")
+    write_results(args, version, runs,
+                  targets={"speedup_at_least": TARGET_SPEEDUP,
+                           "ratio_to_ideal_limit_at_most": TARGET_LIMIT_RATIO},
+                  ideal_limit_s=ideal_s, baseline=baseline)
     return 0
 
 

@@ -35,9 +35,7 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform as pyplatform
 import random
 import sys
 import time
@@ -62,14 +60,17 @@ from benchmarks.gradebook import (  # noqa: E402
     _bulk,
     _ms,
     _one,
-    code_version,
+    announce_code,
+    databases_of,
     measure_requests,
     migrated_database,
     open_sessions,
     profile_call,
     save_profile,
+    say,
     seed_course,
     timed_request,
+    write_results,
 )
 from lti_tool.db import get_engine, session_scope  # noqa: E402
 from lti_tool.grades import service  # noqa: E402
@@ -652,30 +653,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.standards < 2 or args.students < 1:
         parser.error("give at least 1 student and 2 standards")
 
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    kinds_to_run = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    version = code_version()
-    say(f"measuring lti_tool from {version['lti_tool']} (commit {version['commit']}"
-        f"{', with uncommitted changes' if version['dirty'] else ''})")
-    runs = [run_database(kind, args, say) for kind in kinds_to_run]
-    text = report(runs, args)
-    print(text)
-    for run in runs:
-        if run["profile"]:
-            print(run["profile"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "targets_ms": TARGETS_MS,
-        "baseline": BASELINE,
-        "today": date.today().isoformat(),
-        "machine": {"python": pyplatform.python_version(), "platform": pyplatform.platform()},
-        "code": version,
-        "runs": [{k: v for k, v in run.items() if k != "profile"} for run in runs],
-    }, indent=2))
-    print(f"\nwritten to {args.out}")
+    version = announce_code()
+    runs = [run_database(kind, args, say) for kind in databases_of(args.database)]
+    print(report(runs, args))
+    write_results(args, version, runs, targets_ms=TARGETS_MS, baseline=BASELINE,
+                  today=date.today().isoformat())
     return 0
 
 
