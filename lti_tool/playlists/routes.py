@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from lti_tool.courses.models import Course, Enrollment
 from lti_tool.courses.routes import require_session
+from lti_tool.errors import UserError
 from lti_tool.grades import service as grading
 from lti_tool.grades.models import Rollup
 from lti_tool.playlists import class_progress, content, embedding, path, service, transfer
@@ -511,12 +512,26 @@ def set_target(current, playlist_id: int):
 @bp.route("/my/playlists/<int:playlist_id>/items/<int:item_id>")
 @require_session(course=True)
 def my_item(current, playlist_id: int, item_id: int):
+    playlist, ctx, item = _student_item(current, playlist_id, item_id)
+    return _item_page(current, playlist, item, ctx=ctx)
+
+
+def _student_item(current, playlist_id: int, item_id: int):
+    """(playlist, its context, the item) for a student's item route, or 404."""
     db = get_db()
     playlist = _student_playlist_or_404(current, playlist_id)
     # The context first: it loads every item, so the item's lookup is free.
     ctx = service.playlist_context(db, current.course.id, playlist)
-    item = _item_or_404(db, playlist, item_id)
-    return _item_page(current, playlist, item, ctx=ctx)
+    return playlist, ctx, _item_or_404(db, playlist, item_id)
+
+
+def _item_refused(current, playlist, item, ctx, exc: UserError):
+    """The item page again, saying what to fix; nothing of the refused change
+    is kept, and 404 stays plain "not found"."""
+    get_db().rollback()
+    if exc.status == 404:
+        abort(404)
+    return _item_page(current, playlist, item, error=str(exc), status=exc.status, ctx=ctx)
 
 
 def _item_page(current, playlist, item, *, error: str | None = None, outcome=None,
@@ -561,18 +576,13 @@ def _item_page(current, playlist, item, *, error: str | None = None, outcome=Non
 @require_session(course=True)
 def my_progress(current, playlist_id: int, item_id: int):
     db = get_db()
-    playlist = _student_playlist_or_404(current, playlist_id)
-    ctx = service.playlist_context(db, current.course.id, playlist)
-    item = _item_or_404(db, playlist, item_id)
+    playlist, ctx, item = _student_item(current, playlist_id, item_id)
     try:
         service.set_progress(db, current.course.id, ctx, current.user.id, item,
                              request.form.get("status", ""))
         db.commit()
     except PlaylistError as exc:
-        db.rollback()
-        if exc.status == 404:
-            abort(404)
-        return _item_page(current, playlist, item, error=str(exc), status=exc.status, ctx=ctx)
+        return _item_refused(current, playlist, item, ctx, exc)
     if request.form.get("back") == "item":
         return _back("playlists.my_item", current, playlist_id=playlist.id, item_id=item.id)
     return redirect(url_for("playlists.my_playlist", playlist_id=playlist.id,
@@ -583,19 +593,14 @@ def my_progress(current, playlist_id: int, item_id: int):
 @require_session(course=True)
 def quick_check(current, playlist_id: int, item_id: int):
     db = get_db()
-    playlist = _student_playlist_or_404(current, playlist_id)
-    ctx = service.playlist_context(db, current.course.id, playlist)
-    item = _item_or_404(db, playlist, item_id)
+    playlist, ctx, item = _student_item(current, playlist_id, item_id)
     answers = {int(k[2:]): v for k, v in request.form.items()
                if k.startswith("q-") and k[2:].isdigit() and v.strip()}
     try:
         outcome = service.take_quick_check(db, current.course.id, ctx, current.user.id, item,
                                            answers)
     except (PlaylistError, grading.GradingError) as exc:
-        db.rollback()
-        if exc.status == 404:
-            abort(404)
-        return _item_page(current, playlist, item, error=str(exc), status=exc.status, ctx=ctx)
+        return _item_refused(current, playlist, item, ctx, exc)
     # The page is drawn from this transaction's own writes, then committed:
     # one transaction, and no page that claims what a failed commit lost.
     page = _item_page(current, playlist, item, outcome=outcome, ctx=ctx)
