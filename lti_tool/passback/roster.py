@@ -75,19 +75,18 @@ def sync_course(database_url: str, keys_dir, course_id: int) -> RosterResult:
             active = member.get("status", "Active") != "Inactive"
             existing = session.scalar(select(Enrollment).where(
                 Enrollment.user_id == user_id, Enrollment.course_id == course_id))
+            if active and (existing is None or not existing.active) and \
+                    (existing.role if existing is not None else role) == STUDENT:
+                joined.append(user_id)
             if existing is None:
                 session.add(Enrollment(user_id=user_id, course_id=course_id, role=role,
                                        lis_roles=roles, active=active, source="nrps",
                                        updated_at=now))
             else:
-                if active and not existing.active and existing.role == STUDENT:
-                    joined.append(user_id)
                 # A launch's roles are as authoritative as the roster's; keep
                 # the enrolment, refresh whether the LMS still lists it.
                 existing.active = active
                 existing.updated_at = now
-            if existing is None and role == STUDENT and active:
-                joined.append(user_id)
             seen.add(user_id)
             students += role == STUDENT and active
         session.flush()
