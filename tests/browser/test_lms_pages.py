@@ -99,17 +99,16 @@ def test_deep_linking_picker_and_lms_grades_page(axe_source: str, open_browser,
     assert not found and not problems, "\n\n".join([*found.values(), *problems])
 
 
-def _worker_once(stack: Stack) -> None:
-    done = subprocess.run([sys.executable, "-m", "lti_tool.cli", "worker", "--once"],
+def _cli(stack: Stack, *args: str) -> str:
+    """`lti-tool ARGS` as the stack's operator runs it; what it printed."""
+    done = subprocess.run([sys.executable, "-m", "lti_tool.cli", *args],
                           env=stack.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
-def _admin_token(stack: Stack) -> str:
-    done = subprocess.run([sys.executable, "-m", "lti_tool.cli", "admin-token"],
-                          env=stack.env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+def _worker_once(stack: Stack) -> None:
+    _cli(stack, "worker", "--once")
 
 
 def test_install_and_registration_pages(axe_source: str, open_browser, stack: Stack) -> None:
@@ -151,7 +150,7 @@ def test_install_and_registration_pages(axe_source: str, open_browser, stack: St
     expect(page.get_by_role("heading", level=1, name="Administrator sign-in")).to_be_visible()
     run.shot("admin sign-in")
     check(run, axe_source, "administrator sign-in", found, frame=page.main_frame)
-    page.get_by_label(re.compile("token", re.I)).fill(_admin_token(stack))
+    page.get_by_label(re.compile("token", re.I)).fill(_cli(stack, "admin-token").strip())
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1, name="LMS registrations")).to_be_visible()
     run.shot("registrations")
